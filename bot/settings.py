@@ -1,0 +1,125 @@
+"""Configuration from the environment (pydantic-settings). Secrets never appear in repr or logs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SLACK_API_URL_DEFAULT = "https://slack.com/api/"
+
+
+def _env(name: str, field: str) -> AliasChoices:
+    return AliasChoices(name, field)
+
+
+class ConfigurationError(RuntimeError):
+    """The environment is missing something the requested mode needs; the message says what."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, validation_alias=_env("SLACK_SIGNING_SECRET", "slack_signing_secret")
+    )
+    slack_bot_token: SecretStr | None = Field(
+        default=None, validation_alias=_env("SLACK_BOT_TOKEN", "slack_bot_token")
+    )
+    slack_app_token: SecretStr | None = Field(
+        default=None, validation_alias=_env("SLACK_APP_TOKEN", "slack_app_token")
+    )
+    slack_api_url: str = Field(
+        default=SLACK_API_URL_DEFAULT, validation_alias=_env("SLACK_API_URL", "slack_api_url")
+    )
+    database_url: str = Field(
+        default="sqlite:///liaison.db", repr=False, validation_alias=_env("DATABASE_URL", "database_url")
+    )
+    timezone: str = Field(default="Europe/Paris", validation_alias=_env("LIAISON_TIMEZONE", "timezone"))
+    admins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("LIAISON_ADMINS", "admins")
+    )
+    capabilities: str | None = Field(
+        default=None, validation_alias=_env("LIAISON_CAPABILITIES", "capabilities")
+    )
+    max_per_entry: int = Field(
+        default=5000, ge=1, le=100_000, validation_alias=_env("LIAISON_MAX_PER_ENTRY", "max_per_entry")
+    )
+    undo_minutes: int = Field(
+        default=15, ge=1, le=24 * 60, validation_alias=_env("LIAISON_UNDO_MINUTES", "undo_minutes")
+    )
+    duplicate_window_seconds: int = Field(
+        default=120,
+        ge=0,
+        le=3600,
+        validation_alias=_env("LIAISON_DUPLICATE_WINDOW_SECONDS", "duplicate_window_seconds"),
+    )
+    listener_threads: int = Field(
+        default=16, ge=1, le=256, validation_alias=_env("LIAISON_LISTENER_THREADS", "listener_threads")
+    )
+    http_threads: int = Field(
+        default=16, ge=1, le=256, validation_alias=_env("LIAISON_HTTP_THREADS", "http_threads")
+    )
+    outbox_poll_seconds: float = Field(
+        default=1.0, gt=0, le=60, validation_alias=_env("LIAISON_OUTBOX_POLL_SECONDS", "outbox_poll_seconds")
+    )
+    outbox_channel_interval_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        validation_alias=_env("LIAISON_OUTBOX_CHANNEL_INTERVAL_SECONDS", "outbox_channel_interval_seconds"),
+    )
+    outbox_max_backoff_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        validation_alias=_env("LIAISON_OUTBOX_MAX_BACKOFF_SECONDS", "outbox_max_backoff_seconds"),
+    )
+
+    @field_validator("admins", mode="before")
+    @classmethod
+    def _split_admins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Paris)") from error
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("SLACK_API_URL must be an http(s) URL, e.g. https://slack.com/api/")
+        return value if value.endswith("/") else value + "/"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def require_slack_credentials(self) -> tuple[str, str]:
+        """The signing secret and bot token, or a ConfigurationError naming what is missing."""
+        missing = [
+            name
+            for name, value in (
+                ("SLACK_SIGNING_SECRET", self.slack_signing_secret),
+                ("SLACK_BOT_TOKEN", self.slack_bot_token),
+            )
+            if value is None or not value.get_secret_value().strip()
+        ]
+        if missing:
+            raise ConfigurationError(
+                f"{' and '.join(missing)} must be set to serve Slack "
+                "(find them in your Slack app's settings: Basic Information → Signing Secret, "
+                "OAuth & Permissions → Bot User OAuth Token). "
+                "To try Liaison without Slack, run `liaison shell --demo`."
+            )
+        assert self.slack_signing_secret is not None and self.slack_bot_token is not None
+        return self.slack_signing_secret.get_secret_value(), self.slack_bot_token.get_secret_value()

@@ -1,0 +1,14 @@
+"""`/arrivals` — personnel of a contingent arriving in the host country."""
+
+from __future__ import annotations
+
+from commands import movements
+from commands.common import CommandContext, Reply
+from storage.models import MovementKind
+
+COMMAND = "/arrivals"
+RECORDS = True
+
+
+def handle(text: str, ctx: CommandContext) -> Reply:
+    return movements.handle(text, MovementKind.ARRIVAL, ctx)

@@ -1,0 +1,134 @@
+"""Block Kit building blocks that stay inside Slack's limits, and escaping of user text."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+Block = dict[str, Any]
+
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+MAX_HEADER_TEXT = 150
+MAX_CONTEXT_ELEMENTS = 10
+MAX_FIELDS = 10
+MAX_FIELD_TEXT = 2000
+MAX_BUTTON_TEXT = 75
+MAX_FALLBACK_TEXT = 3000
+ELLIPSIS = "…"
+
+
+def escape(text: str) -> str:
+    """Neutralise Slack's control sequences: `<!channel>`, `<@U…>`, links can never come from user text."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def truncate(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1] + ELLIPSIS
+
+
+def mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": truncate(text, MAX_SECTION_TEXT)}
+
+
+def plain(text: str, limit: int = MAX_SECTION_TEXT) -> dict[str, Any]:
+    return {"type": "plain_text", "text": truncate(text, limit), "emoji": True}
+
+
+def header(text: str) -> Block:
+    return {"type": "header", "text": plain(text, MAX_HEADER_TEXT)}
+
+
+def section(text: str, *, fields: Sequence[str] = ()) -> Block:
+    block: Block = {"type": "section", "text": mrkdwn(text)}
+    if fields:
+        block["fields"] = [
+            {"type": "mrkdwn", "text": truncate(field, MAX_FIELD_TEXT)} for field in fields[:MAX_FIELDS]
+        ]
+    return block
+
+
+def fields_section(fields: Sequence[str]) -> Block:
+    return {
+        "type": "section",
+        "fields": [{"type": "mrkdwn", "text": truncate(f, MAX_FIELD_TEXT)} for f in fields[:MAX_FIELDS]],
+    }
+
+
+def context(*texts: str) -> Block:
+    return {"type": "context", "elements": [mrkdwn(t) for t in texts[:MAX_CONTEXT_ELEMENTS]]}
+
+
+def divider() -> Block:
+    return {"type": "divider"}
+
+
+def button(text: str, action_id: str, value: str, *, style: str | None = None) -> dict[str, Any]:
+    element: dict[str, Any] = {
+        "type": "button",
+        "text": plain(text, MAX_BUTTON_TEXT),
+        "action_id": action_id,
+        "value": value,
+    }
+    if style is not None:
+        element["style"] = style
+    return element
+
+
+def actions(*elements: dict[str, Any], block_id: str | None = None) -> Block:
+    block: Block = {"type": "actions", "elements": list(elements)}
+    if block_id is not None:
+        block["block_id"] = block_id
+    return block
+
+
+def code_sections(lines: Iterable[str]) -> list[Block]:
+    """A monospaced table split over as many sections as needed, each under the section text limit."""
+    budget = MAX_SECTION_TEXT - len("``````") - 2
+    chunks: list[list[str]] = [[]]
+    size = 0
+    for line in lines:
+        line = truncate(line, budget)
+        if chunks[-1] and size + len(line) + 1 > budget:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(line)
+        size += len(line) + 1
+    return [section("```" + "\n".join(chunk) + "```") for chunk in chunks if chunk]
+
+
+def fit_blocks(
+    blocks: list[Block], note: str = "The list is cut short to fit in one Slack message."
+) -> list[Block]:
+    """Keep a message within 50 blocks, saying so rather than letting Slack refuse it."""
+    if len(blocks) <= MAX_BLOCKS:
+        return blocks
+    return [*blocks[: MAX_BLOCKS - 1], context(f":scissors: {note}")]
+
+
+def progress_bar(ratio: float | None, width: int = 10) -> str:
+    """`▓▓▓▓▓░░░░░` for 0.5; an over-filled pledge shows full. None (nothing pledged) shows blank."""
+    if ratio is None:
+        return "·" * width
+    filled = round(max(0.0, min(ratio, 1.0)) * width)
+    return "▓" * filled + "░" * (width - filled)
+
+
+def percent(ratio: float | None) -> str:
+    return "—" if ratio is None else f"{ratio * 100:.0f}%"
+
+
+def text_sections(lines: Iterable[str]) -> list[Block]:
+    """mrkdwn lines grouped into as few sections as the section text limit allows."""
+    chunks: list[list[str]] = [[]]
+    size = 0
+    for line in lines:
+        line = truncate(line, MAX_SECTION_TEXT)
+        if chunks[-1] and size + len(line) + 1 > MAX_SECTION_TEXT:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(line)
+        size += len(line) + 1
+    return [section("\n".join(chunk)) for chunk in chunks if chunk]

@@ -1,0 +1,137 @@
+"""What every command shares: the caller, the context a handler gets, replies and user errors."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session
+
+from commands.blocks import MAX_FALLBACK_TEXT, Block, context, fit_blocks, section, truncate
+from commands.capabilities import CapabilityVocabulary
+from storage.clock import Clock
+
+MAX_COMMAND_TEXT = 1000
+
+
+@dataclass(frozen=True)
+class Caller:
+    user_id: str
+    user_name: str = ""
+    channel_id: str = ""
+    channel_name: str = ""
+    team_id: str = ""
+    response_url: str = ""
+
+
+@dataclass(frozen=True)
+class CommandConfig:
+    """The part of the settings that command rules depend on."""
+
+    zone: ZoneInfo
+    vocabulary: CapabilityVocabulary
+    max_per_entry: int = 5000
+    undo_window: timedelta = timedelta(minutes=15)
+    duplicate_window: timedelta = timedelta(minutes=2)
+    admins: frozenset[str] = frozenset()
+    ops_channel: str | None = None
+
+
+@dataclass
+class CommandContext:
+    session: Session
+    caller: Caller
+    clock: Clock
+    config: CommandConfig
+    command: str
+    confirmed_duplicate: bool = False
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+
+@dataclass
+class Reply:
+    """An answer to the person who typed the command; `in_channel` makes it visible to the channel."""
+
+    text: str
+    blocks: list[Block] = field(default_factory=list)
+    in_channel: bool = False
+
+    def to_message(self) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "text": truncate(self.text, MAX_FALLBACK_TEXT),
+            "response_type": "in_channel" if self.in_channel else "ephemeral",
+        }
+        if self.blocks:
+            message["blocks"] = fit_blocks(self.blocks)
+        return message
+
+
+class UsageError(Exception):
+    """Bad input or a refused request: shown to the caller as is (mrkdwn), nothing is stored."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def reply(self) -> Reply:
+        blocks = [section(f":warning: {self.message}")]
+        if self.hint:
+            blocks.append(context(self.hint))
+        text = self.message if not self.hint else f"{self.message}\n{self.hint}"
+        return Reply(text=text, blocks=blocks)
+
+
+class PermissionDenied(UsageError):
+    """The caller may not do this; the message says who can."""
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean_text(text: str, command: str) -> str:
+    """Checks common to every command's text: length and control characters; folds whitespace."""
+    if len(text) > MAX_COMMAND_TEXT:
+        raise UsageError(
+            f"That is too long for `{command}` ({len(text):,} characters; the limit is {MAX_COMMAND_TEXT:,}).",
+            hint=f"Type `{command} help` to see what it takes.",
+        )
+    if _CONTROL.search(text) or any(unicodedata.category(ch) == "Cs" for ch in text):
+        raise UsageError(
+            "That text contains control characters, which Liaison does not accept.",
+            hint="Retype the command rather than pasting it.",
+        )
+    return " ".join(text.split())
+
+
+def normalize_for_duplicates(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def local_day_start(now: datetime, zone: ZoneInfo) -> datetime:
+    local = now.astimezone(zone)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def format_local_time(moment: datetime, zone: ZoneInfo, now: datetime | None = None) -> str:
+    local = moment.astimezone(zone)
+    if now is not None and local.date() == now.astimezone(zone).date():
+        return local.strftime("%H:%M")
+    return local.strftime("%d %b %H:%M")
+
+
+def mention(user_id: str) -> str:
+    """A real mention of a Slack user id we got from Slack itself (never from free text)."""
+    if not re.fullmatch(r"[UW][A-Z0-9]{2,30}", user_id):
+        return f"`{user_id}`"
+    return f"<@{user_id}>"
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    return f"{count:,} {singular if count == 1 else (plural_form or singular + 's')}"

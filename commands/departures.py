@@ -1,0 +1,14 @@
+"""`/departures` — personnel leaving (rotation or return home); never more than are on duty."""
+
+from __future__ import annotations
+
+from commands import movements
+from commands.common import CommandContext, Reply
+from storage.models import MovementKind
+
+COMMAND = "/departures"
+RECORDS = True
+
+
+def handle(text: str, ctx: CommandContext) -> Reply:
+    return movements.handle(text, MovementKind.DEPARTURE, ctx)

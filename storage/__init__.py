@@ -1,0 +1,1 @@
+"""Persistence for Liaison: SQLModel tables, queries, the outbox and schema migrations."""

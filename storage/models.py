@@ -1,0 +1,139 @@
+"""The tables. Ledgers are append-only: corrections are new rows, never edits of old ones."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Column, Index, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.types import UTCDateTime
+
+
+class MovementKind(StrEnum):
+    ARRIVAL = "arrival"
+    DEPARTURE = "departure"
+
+
+class Movement(SQLModel, table=True):
+    """N personnel of one country arriving or leaving. An undo is a row with the opposite count."""
+
+    __tablename__ = "movement"
+    __table_args__ = (Index("ix_movement_recorded_by_created", "recorded_by", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    country: str = Field(max_length=2, index=True)
+    kind: MovementKind = Field(sa_type=String(16))
+    count: int
+    capability: str | None = Field(default=None, max_length=40)
+    location: str | None = Field(default=None, max_length=100)
+    note: str | None = Field(default=None, max_length=500)
+    recorded_by: str = Field(max_length=32)
+    channel_id: str = Field(max_length=32)
+    command_text: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    reverses_id: int | None = Field(default=None, foreign_key="movement.id", unique=True)
+
+
+class Pledge(SQLModel, table=True):
+    """A country's commitment for one capability; the latest row per (country, capability) is current."""
+
+    __tablename__ = "pledge"
+    __table_args__ = (Index("ix_pledge_country_capability", "country", "capability"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    country: str = Field(max_length=2)
+    capability: str | None = Field(default=None, max_length=40)
+    headcount: int
+    recorded_by: str = Field(max_length=32)
+    channel_id: str = Field(max_length=32)
+    command_text: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class CommandLog(SQLModel, table=True):
+    """Recording commands as typed, to recognise a command retyped after a Slack timeout."""
+
+    __tablename__ = "command_log"
+    __table_args__ = (Index("ix_command_log_user_created", "user_id", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(max_length=32)
+    channel_id: str = Field(max_length=32)
+    command: str = Field(max_length=40)
+    normalized_text: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class PendingCommand(SQLModel, table=True):
+    """A probable duplicate awaiting the user's choice: record again, or discard."""
+
+    __tablename__ = "pending_command"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(max_length=32)
+    user_name: str = Field(default="", max_length=80)
+    channel_id: str = Field(max_length=32)
+    team_id: str = Field(default="", max_length=32)
+    command: str = Field(max_length=40)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolution: str | None = Field(default=None, max_length=16)
+
+
+class ProcessedEvent(SQLModel, table=True):
+    """Events API deliveries already handled, keyed on Slack's event_id (Slack retries deliveries)."""
+
+    __tablename__ = "processed_event"
+
+    event_id: str = Field(primary_key=True, max_length=64)
+    received_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A Web API call owed to Slack, written in the same transaction as the change it reports.
+
+    Messages in one lane (a channel, a user's Home tab, a response URL) are delivered in id order.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_status_due", "status", "next_attempt_at"),
+        Index("ix_outbox_lane_id", "lane", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    method: str = Field(max_length=40)
+    lane: str = Field(max_length=80)
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    refers_to_id: int | None = Field(default=None, foreign_key="outbox.id")  # edited or threaded under
+    status: OutboxStatus = Field(default=OutboxStatus.PENDING, sa_type=String(16))
+    attempts: int = 0
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    next_attempt_at: datetime = Field(sa_type=UTCDateTime)
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error: str | None = Field(default=None, max_length=500)
+    slack_channel: str | None = Field(default=None, max_length=32)
+    slack_ts: str | None = Field(default=None, max_length=32)
+
+
+class ScheduledRun(SQLModel, table=True):
+    """One row per job and due time: the process that inserts it is the one that runs it."""
+
+    __tablename__ = "scheduled_run"
+    __table_args__ = (UniqueConstraint("job", "due_at", name="uq_scheduled_run_job_due"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job: str = Field(max_length=120)
+    due_at: datetime = Field(sa_type=UTCDateTime)
+    claimed_at: datetime = Field(sa_type=UTCDateTime)

@@ -1,0 +1,507 @@
+"""A local, Slack-compatible Web API stand-in for end-to-end tests.
+
+The bot reaches Slack only through a configurable base URL, so tests point it at
+``SlackStandIn().base_url`` and then inspect what it sent::
+
+    with SlackStandIn() as slack:
+        client = WebClient(token="xoxb-test", base_url=slack.base_url)
+        client.chat_postMessage(channel="C1", text="hi")
+        assert slack.messages("C1")[0]["text"] == "hi"
+
+It answers ``POST /api/<method>`` like Slack does (JSON or form-encoded bodies, token in
+``Authorization: Bearer``), records every call in order, serves ``response_url`` endpoints under
+``/response/<token>``, and can be scripted to fail (HTTP 429 with ``Retry-After``, HTTP 500, or
+``{"ok": false, "error": ...}``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+TEAM_ID = "T0001"
+TEAM_NAME = "Liaison Test"
+TEAM_DOMAIN = "liaison-test"
+BOT_USER_ID = "UBOT"
+BOT_ID = "BBOT"
+BOT_USER_NAME = "liaison"
+
+RESPONSE_URL_METHOD = "response_url"
+"""``Call.method`` prefix (``response_url:<token>``) and ``fail()`` method name for response URLs."""
+
+_JSON_ENCODED_PARAMS = frozenset({"blocks", "attachments", "view", "metadata"})
+_FIRST_TS_MICROS = 1_700_000_000_000_000
+_TS_STEP_MICROS = 100
+
+Params = dict[str, Any]
+Answer = tuple[int, dict[str, str], Params]
+Responder = Callable[[Params], Params]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request received by the stand-in.
+
+    ``headers`` keys are lower-cased. ``status`` is the HTTP status returned and ``error`` the
+    Slack error code returned (``None`` for a successful call).
+    """
+
+    method: str
+    params: dict[str, Any]
+    headers: dict[str, str]
+    at: float
+    status: int = 200
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200 and self.error is None
+
+    @property
+    def channel(self) -> str | None:
+        channel = self.params.get("channel")
+        return channel if isinstance(channel, str) else None
+
+    @property
+    def token(self) -> str | None:
+        auth = self.headers.get("authorization", "")
+        if auth.startswith("Bearer "):
+            return auth.removeprefix("Bearer ")
+        token = self.params.get("token")
+        return token if isinstance(token, str) else None
+
+    def describe(self) -> str:
+        outcome = "ok" if self.ok else f"FAILED status={self.status} error={self.error}"
+        return f"{self.method} channel={self.channel} [{outcome}] {_summarize(self.params)}"
+
+
+@dataclass
+class _ScriptedFailure:
+    method: str | None
+    status: int
+    remaining: int
+    retry_after: int | None
+    error: str | None
+    channel: str | None
+
+    def matches(self, method: str, params: Params) -> bool:
+        return _method_matches(self.method, method) and (
+            self.channel is None or params.get("channel") == self.channel
+        )
+
+    def answer(self) -> Answer:
+        if self.status == 429:
+            retry_after = self.retry_after if self.retry_after is not None else 1
+            return 429, {"Retry-After": str(retry_after)}, {"ok": False, "error": "ratelimited"}
+        headers = {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+        default_error = "internal_error" if self.status >= 500 else "request_failed"
+        return self.status, headers, {"ok": False, "error": self.error or default_error}
+
+
+@dataclass
+class _State:
+    calls: list[Call] = field(default_factory=list)
+    failures: list[_ScriptedFailure] = field(default_factory=list)
+    channel_errors: dict[str, str] = field(default_factory=dict)
+    responders: dict[str, Responder] = field(default_factory=dict)
+
+
+class SlackStandIn:
+    """Threaded HTTP server on 127.0.0.1 that imitates Slack's Web API. Use as a context manager."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._state = _State()
+        self._ts_counter = itertools.count()
+        self._view_counter = itertools.count(1)
+        self._server: _StandInServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> SlackStandIn:
+        if self._server is not None:
+            raise RuntimeError("SlackStandIn is already running")
+        server = _StandInServer(("127.0.0.1", 0), _Handler)
+        server.standin = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="slack-standin", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        self._server, self._thread = None, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> SlackStandIn:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("SlackStandIn is not running; call start() first")
+        return int(self._server.server_address[1])
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """What ``slack_sdk.WebClient(base_url=...)`` takes."""
+        return f"{self.root_url}/api/"
+
+    def response_url(self, token: str) -> str:
+        return f"{self.root_url}/response/{token}"
+
+    # -- scripting -----------------------------------------------------------------------------
+
+    def fail(
+        self,
+        method: str | None = None,
+        *,
+        status: int = 500,
+        times: int = 1,
+        retry_after: int | None = None,
+        error: str | None = None,
+        channel: str | None = None,
+    ) -> None:
+        """Queue ``times`` failures for calls matching ``method`` (None = any) and ``channel``.
+
+        ``status=429`` answers ``ratelimited`` with a ``Retry-After`` header (default 1 s);
+        ``status=500`` a server error; ``status=200`` with ``error`` a ``{"ok": false}`` answer.
+        Use ``method="response_url"`` to fail response URL posts. Failures are consumed in order.
+        """
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        if status == 200 and not error:
+            raise ValueError("status=200 failures need an error code, e.g. error='channel_not_found'")
+        failure = _ScriptedFailure(method, status, times, retry_after, error, channel)
+        with self._lock:
+            self._state.failures.append(failure)
+
+    def set_channel_error(self, channel: str, error: str | None) -> None:
+        """Answer every call about ``channel`` with ``{"ok": false, "error": error}`` until cleared."""
+        with self._lock:
+            if error is None:
+                self._state.channel_errors.pop(channel, None)
+            else:
+                self._state.channel_errors[channel] = error
+
+    def clear_channel_error(self, channel: str) -> None:
+        self.set_channel_error(channel, None)
+
+    def set_response(self, method: str, responder: Responder | Mapping[str, Any]) -> None:
+        """Override the default answer for ``method`` (a fixed body, or a function of the params)."""
+        handler: Responder = responder if callable(responder) else _constant(dict(responder))
+        with self._lock:
+            self._state.responders[method] = handler
+
+    def clear(self) -> None:
+        """Forget recorded calls (scripted failures, channel errors and overrides stay)."""
+        with self._lock:
+            self._state.calls.clear()
+
+    def reset(self) -> None:
+        """Forget recorded calls, pending failures, channel errors and response overrides."""
+        with self._lock:
+            self._state = _State()
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def calls(
+        self, method: str | None = None, channel: str | None = None, *, include_failed: bool = False
+    ) -> list[Call]:
+        """Recorded calls in arrival order; only successful ones unless ``include_failed``."""
+        with self._lock:
+            recorded = list(self._state.calls)
+        return [
+            call
+            for call in recorded
+            if (include_failed or call.ok)
+            and _method_matches(method, call.method)
+            and (channel is None or call.channel == channel)
+        ]
+
+    def messages(self, channel: str) -> list[dict[str, Any]]:
+        """Params of the successful ``chat.postMessage`` calls to ``channel``."""
+        return [call.params for call in self.calls("chat.postMessage", channel)]
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Block until ``predicate()`` holds; re-checked whenever a call is recorded."""
+        with self._changed:
+            if self._changed.wait_for(predicate, timeout=timeout):
+                return
+        raise AssertionError(f"condition not met within {timeout:g} s\n{self.dump()}")
+
+    def wait_for_calls(
+        self, method: str, count: int, channel: str | None = None, timeout: float = 10.0
+    ) -> list[Call]:
+        """Wait until at least ``count`` successful ``method`` calls (to ``channel``) were recorded."""
+        try:
+            self.wait_for(lambda: len(self.calls(method, channel)) >= count, timeout=timeout)
+        except AssertionError as exc:
+            where = f" to {channel}" if channel else ""
+            raise AssertionError(f"expected {count} successful {method} call(s){where}; {exc}") from None
+        return self.calls(method, channel)
+
+    def dump(self) -> str:
+        recorded = self.calls(include_failed=True)
+        if not recorded:
+            return "no Slack calls recorded"
+        lines = [f"  {index}. {call.describe()}" for index, call in enumerate(recorded, 1)]
+        return "recorded Slack calls:\n" + "\n".join(lines)
+
+    # -- request handling (called from server threads) -----------------------------------------
+
+    def _handle(self, method: str, params: Params, headers: dict[str, str]) -> Answer:
+        with self._changed:
+            status, extra_headers, body = self._answer(method, params, headers)
+            error = None if body.get("ok") else str(body.get("error"))
+            call = Call(method, params, headers, time.time(), status, error)
+            self._state.calls.append(call)
+            self._changed.notify_all()
+        return status, extra_headers, body
+
+    def _answer(self, method: str, params: Params, headers: dict[str, str]) -> Answer:
+        failure = self._take_failure(method, params)
+        if failure is not None:
+            return failure.answer()
+        channel_error = self._state.channel_errors.get(str(params.get("channel")))
+        if channel_error is not None:
+            return 200, {}, {"ok": False, "error": channel_error}
+        if method.startswith(RESPONSE_URL_METHOD + ":"):
+            return 200, {}, {"ok": True}
+        if "authorization" not in headers and "token" not in params:
+            return 200, {}, {"ok": False, "error": "not_authed"}
+        return 200, {}, self._default_answer(method, params)
+
+    def _take_failure(self, method: str, params: Params) -> _ScriptedFailure | None:
+        for failure in self._state.failures:
+            if failure.matches(method, params):
+                failure.remaining -= 1
+                if failure.remaining == 0:
+                    self._state.failures.remove(failure)
+                return failure
+        return None
+
+    def _default_answer(self, method: str, params: Params) -> Params:
+        responder = self._state.responders.get(method)
+        if responder is not None:
+            return responder(params)
+        builder = _DEFAULT_ANSWERS.get(method)
+        return builder(self, params) if builder is not None else {"ok": True}
+
+    def _next_ts(self) -> str:
+        micros = _FIRST_TS_MICROS + (next(self._ts_counter) + 1) * _TS_STEP_MICROS
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+    # -- default answers -----------------------------------------------------------------------
+
+    def _auth_test(self, params: Params) -> Params:
+        return {
+            "ok": True,
+            "url": f"https://{TEAM_DOMAIN}.slack.com/",
+            "team": TEAM_NAME,
+            "user": BOT_USER_NAME,
+            "team_id": TEAM_ID,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    def _post_message(self, params: Params) -> Params:
+        ts = self._next_ts()
+        return {"ok": True, "channel": params.get("channel"), "ts": ts, "message": _message(params, ts)}
+
+    def _update(self, params: Params) -> Params:
+        ts = params.get("ts")
+        return {
+            "ok": True,
+            "channel": params.get("channel"),
+            "ts": ts,
+            "text": params.get("text", ""),
+            "message": _message(params, str(ts)),
+        }
+
+    def _post_ephemeral(self, params: Params) -> Params:
+        return {"ok": True, "message_ts": self._next_ts()}
+
+    def _view(self, params: Params) -> Params:
+        view = params.get("view")
+        fields = view if isinstance(view, dict) else {}
+        view_id = f"V{next(self._view_counter):08d}"
+        return {
+            "ok": True,
+            "view": {"id": view_id, "team_id": TEAM_ID, "app_id": "A123456", "bot_id": BOT_ID, **fields},
+        }
+
+    def _conversations_info(self, params: Params) -> Params:
+        channel = str(params.get("channel", ""))
+        return {
+            "ok": True,
+            "channel": {
+                "id": channel,
+                "name": f"channel-{channel.lower()}",
+                "is_channel": True,
+                "is_private": False,
+                "is_archived": False,
+                "is_member": True,
+                "context_team_id": TEAM_ID,
+            },
+        }
+
+    def _users_info(self, params: Params) -> Params:
+        user = str(params.get("user", ""))
+        name = f"user-{user.lower()}"
+        return {
+            "ok": True,
+            "user": {
+                "id": user,
+                "team_id": TEAM_ID,
+                "name": name,
+                "real_name": name,
+                "deleted": False,
+                "is_bot": False,
+                "tz": "Europe/Paris",
+                "tz_label": "Central European Time",
+                "tz_offset": 3600,
+                "profile": {"real_name": name, "display_name": name},
+            },
+        }
+
+
+_DEFAULT_ANSWERS: dict[str, Callable[[SlackStandIn, Params], Params]] = {
+    "auth.test": SlackStandIn._auth_test,
+    "chat.postMessage": SlackStandIn._post_message,
+    "chat.update": SlackStandIn._update,
+    "chat.postEphemeral": SlackStandIn._post_ephemeral,
+    "views.publish": SlackStandIn._view,
+    "views.open": SlackStandIn._view,
+    "views.update": SlackStandIn._view,
+    "views.push": SlackStandIn._view,
+    "conversations.info": SlackStandIn._conversations_info,
+    "users.info": SlackStandIn._users_info,
+}
+
+
+class _StandInServer(ThreadingHTTPServer):
+    daemon_threads = True
+    standin: SlackStandIn
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _StandInServer
+
+    def do_POST(self) -> None:
+        self._dispatch(self._read_body())
+
+    def do_GET(self) -> None:
+        self._dispatch({})
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Stay quiet: tests read the recorded calls instead."""
+
+    def _dispatch(self, body_params: Params) -> None:
+        url = urlsplit(self.path)
+        method = _method_for_path(url.path)
+        if method is None:
+            self._send(404, {}, {"ok": False, "error": "not_found"})
+            return
+        params = {**dict(parse_qsl(url.query, keep_blank_values=True)), **body_params}
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        self._send(*self.server.standin._handle(method, params, headers))
+
+    def _read_body(self) -> Params:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length).decode("utf-8") if length else ""
+        if not raw:
+            return {}
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type == "application/json":
+            parsed = json.loads(raw)
+            return parsed if isinstance(parsed, dict) else {"_body": parsed}
+        return {key: _maybe_json(key, value) for key, value in parse_qsl(raw, keep_blank_values=True)}
+
+    def _send(self, status: int, extra_headers: dict[str, str], body: Params) -> None:
+        payload = json.dumps(body).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in extra_headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+def _method_for_path(path: str) -> str | None:
+    if path.startswith("/api/") and len(path) > len("/api/"):
+        return path.removeprefix("/api/")
+    if path.startswith("/response/") and len(path) > len("/response/"):
+        return f"{RESPONSE_URL_METHOD}:{path.removeprefix('/response/')}"
+    return None
+
+
+def _method_matches(wanted: str | None, method: str) -> bool:
+    if wanted is None or wanted == method:
+        return True
+    return wanted == RESPONSE_URL_METHOD and method.startswith(RESPONSE_URL_METHOD + ":")
+
+
+def _maybe_json(key: str, value: str) -> Any:
+    """Form-encoded Slack calls carry blocks/views as JSON strings; decode them for easy asserts."""
+    if key not in _JSON_ENCODED_PARAMS:
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _message(params: Params, ts: str) -> Params:
+    message: Params = {
+        "type": "message",
+        "user": BOT_USER_ID,
+        "bot_id": BOT_ID,
+        "team": TEAM_ID,
+        "ts": ts,
+        "text": params.get("text", ""),
+    }
+    for key in ("blocks", "attachments", "thread_ts", "metadata"):
+        if key in params:
+            message[key] = params[key]
+    return message
+
+
+def _constant(body: Params) -> Responder:
+    def respond(params: Params) -> Params:
+        return dict(body)
+
+    return respond
+
+
+def _summarize(params: Params, limit: int = 160) -> str:
+    text = json.dumps({k: v for k, v in params.items() if k != "token"}, default=str, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
