@@ -71,6 +71,12 @@ class Settings(BaseSettings):
         le=60,
         validation_alias=_env("LIAISON_OUTBOX_CHANNEL_INTERVAL_SECONDS", "outbox_channel_interval_seconds"),
     )
+    outbox_retry_base_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=600,
+        validation_alias=_env("LIAISON_OUTBOX_RETRY_BASE_SECONDS", "outbox_retry_base_seconds"),
+    )
     outbox_max_backoff_seconds: float = Field(
         default=300.0,
         gt=0,
@@ -121,5 +127,6 @@ class Settings(BaseSettings):
                 "OAuth & Permissions → Bot User OAuth Token). "
                 "To try Liaison without Slack, run `liaison shell --demo`."
             )
-        assert self.slack_signing_secret is not None and self.slack_bot_token is not None
+        assert self.slack_signing_secret is not None
+        assert self.slack_bot_token is not None
         return self.slack_signing_secret.get_secret_value(), self.slack_bot_token.get_secret_value()

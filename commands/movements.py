@@ -210,10 +210,7 @@ def undo(kind: MovementKind, ctx: CommandContext) -> Reply:
 
 def _movement_summary(movement: Movement, country: Country) -> str:
     kind = MovementKind(movement.kind)
-    parts = [
-        f"{abs(movement.count):,} {VERB[kind]}",
-        f"{'from' if kind is MovementKind.ARRIVAL else 'of'} {country.name}",
-    ]
+    parts = [f"{country.name}: {abs(movement.count):,} {VERB[kind]}"]
     if movement.capability:
         parts.append(f"({movement.capability})")
     if movement.location:

@@ -1,0 +1,93 @@
+"""The Bolt app: request verification, de-duplication of Events API retries, and every listener,
+registered here in one place. `serve` and `shell` both build their app with `create_app`."""
+
+from __future__ import annotations
+
+import logging
+import re
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from slack_bolt import Ack, App, BoltResponse
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.request import BoltRequest
+from slack_sdk import WebClient
+from sqlalchemy.exc import IntegrityError
+
+from bot import home
+from bot.dispatch import caller_from_command, handle_duplicate_choice, run_command
+from bot.registry import COMMAND_MODULES
+from bot.runtime import Runtime
+from commands import duplicates
+from storage.models import ProcessedEvent
+
+log = logging.getLogger(__name__)
+
+
+def create_app(runtime: Runtime, *, signing_secret: str, token: str) -> App:
+    def authorize(enterprise_id: str | None, team_id: str | None, **_: Any) -> AuthorizeResult:
+        # A single-workspace app: the bot token is known; no auth.test round trip per request.
+        return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token)
+
+    app = App(
+        name="liaison",
+        signing_secret=signing_secret,
+        # Per-request clients get the token from `authorize`; this one only carries the base URL.
+        client=WebClient(base_url=runtime.settings.slack_api_url, retry_handlers=[], timeout=15),
+        authorize=authorize,
+        process_before_response=True,
+        listener_executor=ThreadPoolExecutor(
+            max_workers=runtime.settings.listener_threads, thread_name_prefix="liaison-listener"
+        ),
+    )
+    app.middleware(_skip_redelivered_events(runtime))
+    register(app, runtime)
+    return app
+
+
+def _skip_redelivered_events(runtime: Runtime) -> Any:
+    """Slack redelivers events it thinks were missed (X-Slack-Retry-Num): act on each event_id once."""
+
+    def middleware(req: BoltRequest, resp: BoltResponse, next: Any) -> BoltResponse | None:
+        event_id = req.body.get("event_id") if req.body.get("type") == "event_callback" else None
+        if not event_id:
+            return next()  # type: ignore[no-any-return]
+        try:
+            with runtime.db.session() as session:
+                session.add(ProcessedEvent(event_id=str(event_id), received_at=runtime.clock.now()))
+        except IntegrityError:
+            retry = req.headers.get("x-slack-retry-num", ["?"])[0]
+            log.info("event %s already handled; ignoring redelivery (retry %s)", event_id, retry)
+            return BoltResponse(status=200, body="")
+        return next()  # type: ignore[no-any-return]
+
+    return middleware
+
+
+def register(app: App, runtime: Runtime) -> None:
+    for module in COMMAND_MODULES:
+        app.command(module.COMMAND)(_command_listener(runtime, module))
+
+    @app.action(re.compile(f"^({duplicates.ACTION_RECORD_AGAIN}|{duplicates.ACTION_DISCARD})$"))
+    def duplicate_choice(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        ack()
+        handle_duplicate_choice(runtime, body, action)
+
+    @app.event("app_home_opened")
+    def app_home_opened(ack: Ack, event: dict[str, Any]) -> None:
+        ack()
+        if event.get("tab", "home") == "home":
+            home.publish(runtime, str(event.get("user", "")))
+
+    @app.error
+    def on_error(error: Exception, body: dict[str, Any]) -> None:
+        log.error("unhandled error for a %s request", body.get("type", "command"), exc_info=error)
+
+
+def _command_listener(runtime: Runtime, module: Any) -> Any:
+    def listener(ack: Ack, command: dict[str, Any]) -> None:
+        reply = run_command(runtime, module, caller_from_command(command), str(command.get("text", "")))
+        ack(**reply.to_message())
+
+    listener.__name__ = f"command_{module.COMMAND.strip('/')}"
+    return listener

@@ -1,0 +1,184 @@
+"""The `liaison` command: serve, shell, demo-data, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from types import FrameType
+
+from pydantic import ValidationError
+
+from bot.runtime import Runtime
+from bot.settings import ConfigurationError, Settings
+
+log = logging.getLogger("liaison")
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # slack_sdk logs request details (headers included) at DEBUG; keep it quieter than ours.
+    logging.getLogger("slack_sdk").setLevel(logging.WARNING)
+    logging.getLogger("slack_bolt").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="liaison", description="Liaison — coordinating foreign security contingents on Slack."
+    )
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve Slack over HTTP (POST /slack/events, GET /healthz)")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=3000, help="port (default 3000; 0 picks a free one)")
+    serve.add_argument(
+        "--socket-mode",
+        action="store_true",
+        help="connect to Slack over Socket Mode with SLACK_APP_TOKEN (development behind a firewall)",
+    )
+
+    shell = sub.add_parser("shell", help="a local console: type slash commands, see the replies")
+    shell.add_argument("--demo", action="store_true", help="start on a realistic sample (46 countries)")
+
+    demo = sub.add_parser("demo-data", help="load the demo sample into the database")
+    demo.add_argument("--force", action="store_true", help="add the sample even if the database holds data")
+
+    sub.add_parser("migrate", help="bring the database schema up to date")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        settings = Settings()
+        if args.command == "serve":
+            return serve(settings, host=args.host, port=args.port, socket_mode=args.socket_mode)
+        if args.command == "shell":
+            from bot.shell import run_shell
+
+            return run_shell(settings, demo=args.demo)
+        if args.command == "demo-data":
+            return demo_data(settings, force=args.force)
+        if args.command == "migrate":
+            return migrate(settings)
+    except ValidationError as error:
+        print(f"liaison: invalid configuration:\n{_describe(error)}", file=sys.stderr)
+        return 2
+    except ConfigurationError as error:
+        print(f"liaison: {error}", file=sys.stderr)
+        return 2
+    return 2
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors():
+        where = ".".join(str(part) for part in problem["loc"]) or "settings"
+        lines.append(f"  {where.upper()}: {problem['msg']}")
+    return "\n".join(lines)
+
+
+def migrate(settings: Settings) -> int:
+    from storage.db import Database
+
+    db = Database.from_url(settings.database_url)
+    db.migrate()
+    db.dispose()
+    print("Database schema is up to date.")
+    return 0
+
+
+def demo_data(settings: Settings, *, force: bool) -> int:
+    from bot.demo import DemoDataExists, load_demo_data
+    from storage.clock import SystemClock
+    from storage.db import Database
+
+    db = Database.from_url(settings.database_url)
+    db.migrate()
+    try:
+        with db.session() as session:
+            summary = load_demo_data(session, SystemClock().now(), force=force)
+    except DemoDataExists as error:
+        print(f"liaison: {error}", file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
+    print(
+        f"Loaded the demo: {summary.countries} countries, {summary.pledged:,} pledged, "
+        f"{summary.arrived:,} arrived, {summary.departed:,} departed ({summary.movements} movements)."
+    )
+    return 0
+
+
+def serve(settings: Settings, *, host: str, port: int, socket_mode: bool) -> int:
+    from bot.app import create_app
+    from bot.http import HttpServer, LiaisonWSGI
+    from bot.runtime import build_runtime
+
+    signing_secret, token = settings.require_slack_credentials()
+    runtime = build_runtime(settings, token=token)
+    runtime.db.migrate()
+    app = create_app(runtime, signing_secret=signing_secret, token=token)
+    ready = threading.Event()
+    services = start_background_services(runtime)
+    try:
+        if socket_mode:
+            return _serve_socket_mode(settings, app, ready)
+        server = HttpServer(LiaisonWSGI(app, ready.is_set), host, port, settings.http_threads)
+
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal %s: shutting down", signum)
+            server.close()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        ready.set()
+        print(f"Liaison listening on http://{server.host}:{server.port}", flush=True)
+        log.info(
+            "Slack Web API at %s; database %s",
+            settings.slack_api_url,
+            runtime.db.engine.url.render_as_string(),
+        )
+        server.run()
+    finally:
+        for service in reversed(services):
+            service()
+        runtime.close()
+    return 0
+
+
+def start_background_services(runtime: Runtime) -> list[Callable[[], None]]:
+    """Start what runs beside the HTTP server; returns the functions that stop them."""
+    runtime.outbox.start()
+    return [runtime.outbox.stop]
+
+
+def _serve_socket_mode(settings: Settings, app: object, ready: threading.Event) -> int:
+    from slack_bolt import App
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    if settings.slack_app_token is None:
+        raise ConfigurationError(
+            "SLACK_APP_TOKEN (an xapp- token with connections:write) is needed for --socket-mode."
+        )
+    assert isinstance(app, App)
+    handler = SocketModeHandler(app, settings.slack_app_token.get_secret_value())
+    ready.set()
+    print("Liaison connected over Socket Mode", flush=True)
+    handler.start()  # type: ignore[no-untyped-call]
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

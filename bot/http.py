@@ -1,0 +1,80 @@
+"""HTTP serving: Slack's endpoint (`POST /slack/events`) and a health probe (`GET /healthz`) on a
+multi-threaded WSGI server (waitress). Bolt's sync App is WSGI-native, so nothing blocks an event loop."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from slack_bolt import App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from waitress.server import create_server
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+    from waitress.server import BaseWSGIServer, MultiSocketServer
+
+log = logging.getLogger(__name__)
+
+SLACK_PATH = "/slack/events"
+HEALTH_PATH = "/healthz"
+MAX_BODY_BYTES = 1_000_000  # Slack's payloads are a few KB
+
+
+class LiaisonWSGI:
+    def __init__(self, app: App, ready: Callable[[], bool]) -> None:
+        self._slack = SlackRequestHandler(app, path=SLACK_PATH)
+        self._ready = ready
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == HEALTH_PATH and method in ("GET", "HEAD"):
+            ok = self._ready()
+            start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"ok\n" if ok else b"starting\n"]
+        if path == SLACK_PATH:
+            if method != "POST":
+                start_response("405 Method Not Allowed", [("Content-Type", "text/plain"), ("Allow", "POST")])
+                return [b"POST only\n"]
+            return self._slack(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found\n"]
+
+
+class HttpServer:
+    """A waitress server that can run in the foreground (`serve`) or in a thread (tests)."""
+
+    def __init__(self, wsgi: LiaisonWSGI, host: str, port: int, threads: int) -> None:
+        self._server: BaseWSGIServer | MultiSocketServer = create_server(
+            wsgi,
+            host=host,
+            port=port,
+            threads=threads,
+            max_request_body_size=MAX_BODY_BYTES,
+            ident="liaison",
+            clear_untrusted_proxy_headers=True,
+        )
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(getattr(self._server, "effective_port"))  # noqa: B009  (waitress sets it at bind)
+
+    @property
+    def host(self) -> str:
+        return str(getattr(self._server, "effective_host"))  # noqa: B009
+
+    def run(self) -> None:
+        self._server.run()
+
+    def start_in_thread(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="liaison-http", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.close()
+        if self._thread is not None:
+            self._thread.join(5)

@@ -1,0 +1,94 @@
+"""The parts a running Liaison is made of, built once from the settings."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import httpx
+from slack_sdk import WebClient
+
+from bot.outbox_worker import DeliveryPolicy, OutboxWorker
+from bot.settings import Settings
+from commands.capabilities import CapabilityVocabulary, default_vocabulary
+from commands.common import CommandConfig
+from storage.clock import Clock, SystemClock
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+def command_config(settings: Settings) -> CommandConfig:
+    vocabulary = (
+        CapabilityVocabulary.from_spec(settings.capabilities)
+        if settings.capabilities
+        else default_vocabulary()
+    )
+    return CommandConfig(
+        zone=settings.zone,
+        vocabulary=vocabulary,
+        max_per_entry=settings.max_per_entry,
+        undo_window=timedelta(minutes=settings.undo_minutes),
+        duplicate_window=timedelta(seconds=settings.duplicate_window_seconds),
+        admins=frozenset(settings.admins),
+    )
+
+
+def build_web_client(settings: Settings, token: str) -> WebClient:
+    """Slack's Web API at the configured base URL. No automatic retries here: a retried
+    chat.postMessage after a lost response would post twice; the outbox retries instead."""
+    return WebClient(token=token, base_url=settings.slack_api_url, timeout=15, retry_handlers=[])
+
+
+def delivery_policy(settings: Settings) -> DeliveryPolicy:
+    return DeliveryPolicy(
+        lane_interval=timedelta(seconds=settings.outbox_channel_interval_seconds),
+        retry_base=timedelta(seconds=settings.outbox_retry_base_seconds),
+        max_backoff=timedelta(seconds=settings.outbox_max_backoff_seconds),
+    )
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    clock: Clock
+    config: CommandConfig
+    client: WebClient
+    outbox: OutboxWorker
+    extras: dict[str, object] = field(default_factory=dict)
+
+    def close(self) -> None:
+        self.outbox.stop()
+        self.db.dispose()
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    token: str,
+    clock: Clock | None = None,
+    db: Database | None = None,
+    client: WebClient | None = None,
+    http: httpx.Client | None = None,
+) -> Runtime:
+    clock = clock or SystemClock()
+    db = db or Database.from_url(settings.database_url)
+    client = client or build_web_client(settings, token)
+    worker = OutboxWorker(
+        db,
+        client,
+        clock,
+        http=http,
+        policy=delivery_policy(settings),
+        poll_interval=settings.outbox_poll_seconds,
+    )
+    return Runtime(
+        settings=settings,
+        db=db,
+        clock=clock,
+        config=command_config(settings),
+        client=client,
+        outbox=worker,
+    )

@@ -1,0 +1,275 @@
+"""`liaison shell`: type slash commands, read the bot's replies — through the same Bolt app and
+handlers as `serve`, against the local database, with no Slack workspace and no network.
+
+Each line is turned into a Slack-signed slash-command request and dispatched by the Bolt app;
+messages the bot sends to channels go through the real outbox, delivered to this console.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TextIO
+from urllib.parse import urlencode
+
+import httpx
+from slack_bolt import App
+from slack_bolt.request import BoltRequest
+from slack_sdk import WebClient
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.web import SlackResponse
+
+from bot.app import create_app
+from bot.registry import COMMANDS
+from bot.runtime import Runtime, build_runtime
+from bot.settings import Settings
+from bot.text_render import render_message
+
+SHELL_USER = "USHELL"
+SHELL_CHANNEL = "CSHELL"
+SHELL_TEAM = "TSHELL"
+SHELL_RESPONSE_URL = "https://shell.invalid/response"
+SHELL_TOKEN = "xoxb-shell"  # noqa: S105  (not a secret: the console never reaches Slack)
+
+HELP = """Type a slash command as in Slack, e.g. /arrivals poland 40 — or:
+  :user U123      act as another Slack user id (now: {user})
+  :channel C123   type in another channel (now: {channel})
+  :click N        press button N of the last reply
+  :help           this help        :quit  leave (or Ctrl-D)
+Commands: {commands}"""
+
+
+class ConsoleWebClient(WebClient):
+    """Web API calls printed to the console and answered like Slack would (used by the outbox)."""
+
+    def __init__(self, out: TextIO) -> None:
+        super().__init__(token=SHELL_TOKEN, base_url="https://shell.invalid/api/", retry_handlers=[])
+        self._out = out
+        self._counter = 0
+
+    def api_call(self, api_method: str, **kwargs: Any) -> SlackResponse:
+        payload: dict[str, Any] = dict(kwargs.get("json") or kwargs.get("params") or kwargs.get("data") or {})
+        self._counter += 1
+        ts = f"{time.time():.6f}"[:-2] + f"{self._counter % 100:02d}"
+        target = payload.get("channel") or payload.get("user_id") or ""
+        if api_method in ("chat.postMessage", "chat.update"):
+            verb = "edits a message in" if api_method == "chat.update" else "posts to"
+            thread = " (in thread)" if payload.get("thread_ts") else ""
+            print(f"\n→ Liaison {verb} #{target}{thread}:", file=self._out)
+            print(_indent(render_message(payload)), file=self._out)
+        elif api_method == "views.publish":
+            print(f"\n→ Liaison refreshes the Home tab of @{target}", file=self._out)
+        data = {"ok": True, "channel": target, "ts": payload.get("ts") or ts}
+        return SlackResponse(
+            client=self,
+            http_verb="POST",
+            api_url=api_method,
+            req_args={},
+            data=data,
+            headers={},
+            status_code=200,
+        )
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+def _response_url_transport(out: TextIO) -> httpx.MockTransport:
+    def handle(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content or b"{}")
+        if body.get("delete_original"):
+            return httpx.Response(200, json={"ok": True})
+        print("\n→ Liaison answers you:", file=out)
+        print(_indent(render_message(body)), file=out)
+        return httpx.Response(200, json={"ok": True})
+
+    return httpx.MockTransport(handle)
+
+
+class Shell:
+    def __init__(self, runtime: Runtime, app: App, signing_secret: str, out: TextIO) -> None:
+        self.runtime = runtime
+        self.app = app
+        self.verifier = SignatureVerifier(signing_secret)
+        self.out = out
+        self.user = SHELL_USER
+        self.channel = SHELL_CHANNEL
+        self.buttons: list[dict[str, Any]] = []
+
+    def handle_line(self, line: str) -> bool:
+        """Run one line; False when the user asked to leave."""
+        line = line.strip()
+        if not line:
+            return True
+        if line.startswith(":"):
+            return self._meta(line)
+        if not line.startswith("/"):
+            self._say("Commands start with / — type :help for help.")
+            return True
+        command, _, text = line.partition(" ")
+        if command not in COMMANDS:
+            self._say(f"Unknown command {command}. Known: {', '.join(sorted(COMMANDS))}")
+            return True
+        self._dispatch_command(command, text)
+        return True
+
+    def _meta(self, line: str) -> bool:
+        word, _, arg = line.partition(" ")
+        arg = arg.strip()
+        if word in (":quit", ":q", ":exit"):
+            return False
+        if word == ":user" and arg:
+            self.user = arg
+            self._say(f"Now acting as {arg}.")
+        elif word == ":channel" and arg:
+            self.channel = arg
+            self._say(f"Now typing in #{arg}.")
+        elif word == ":click" and arg.isdigit() and 1 <= int(arg) <= len(self.buttons):
+            self._click(self.buttons[int(arg) - 1])
+        else:
+            self._say(HELP.format(user=self.user, channel=self.channel, commands=", ".join(sorted(COMMANDS))))
+        return True
+
+    def _dispatch_command(self, command: str, text: str) -> None:
+        body = urlencode(
+            {
+                "token": "shell",
+                "team_id": SHELL_TEAM,
+                "team_domain": "shell",
+                "channel_id": self.channel,
+                "channel_name": self.channel.lower(),
+                "user_id": self.user,
+                "user_name": self.user.lower(),
+                "command": command,
+                "text": text,
+                "api_app_id": "ASHELL",
+                "response_url": SHELL_RESPONSE_URL,
+                "trigger_id": secrets.token_hex(8),
+            }
+        )
+        response = self._dispatch(body, "application/x-www-form-urlencoded")
+        self._show_ack(response.status, response.body)
+
+    def _click(self, element: dict[str, Any]) -> None:
+        payload = {
+            "type": "block_actions",
+            "team": {"id": SHELL_TEAM, "domain": "shell"},
+            "user": {"id": self.user, "username": self.user.lower(), "team_id": SHELL_TEAM},
+            "api_app_id": "ASHELL",
+            "token": "shell",
+            "container": {"type": "message", "is_ephemeral": True, "channel_id": self.channel},
+            "trigger_id": secrets.token_hex(8),
+            "channel": {"id": self.channel, "name": self.channel.lower()},
+            "response_url": SHELL_RESPONSE_URL,
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": element.get("action_id", ""),
+                    "block_id": "shell",
+                    "value": element.get("value", ""),
+                    "text": element.get("text", {}),
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
+        }
+        self.buttons = []
+        response = self._dispatch(
+            urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
+        )
+        if response.status != 200:
+            self._say(f"(the bot answered HTTP {response.status})")
+        self._deliver_outbox()
+
+    def _dispatch(self, body: str, content_type: str) -> Any:
+        timestamp = str(int(time.time()))
+        headers: dict[str, str | Sequence[str]] = {
+            "content-type": [content_type],
+            "x-slack-request-timestamp": [timestamp],
+            "x-slack-signature": [self.verifier.generate_signature(timestamp=timestamp, body=body) or ""],
+        }
+        return self.app.dispatch(BoltRequest(body=body, headers=headers))
+
+    def _show_ack(self, status: int, body: str) -> None:
+        if status != 200:
+            self._say(f"(the bot answered HTTP {status})")
+            return
+        self.buttons = []
+        if body:
+            message = json.loads(body)
+            visibility = (
+                "everyone in the channel sees"
+                if message.get("response_type") == "in_channel"
+                else "only you see"
+            )
+            print(f"\n[{visibility}]", file=self.out)
+            print(render_message(message, self.buttons), file=self.out)
+        self._deliver_outbox()
+
+    def _deliver_outbox(self) -> None:
+        self.runtime.outbox.drain()
+
+    def _say(self, text: str) -> None:
+        print(text, file=self.out)
+
+
+def run_shell(
+    settings: Settings,
+    *,
+    demo: bool,
+    lines: Iterable[str] | None = None,
+    out: TextIO = sys.stdout,
+    prompt: Callable[[str], str] = input,
+) -> int:
+    signing_secret = secrets.token_hex(16)
+    settings = settings.model_copy(
+        update={"admins": [*settings.admins, SHELL_USER], "outbox_channel_interval_seconds": 0}
+    )
+    runtime = build_runtime(
+        settings,
+        token=SHELL_TOKEN,
+        client=ConsoleWebClient(out),
+        http=httpx.Client(transport=_response_url_transport(out)),
+    )
+    runtime.db.migrate()
+    if demo:
+        from bot.demo import DemoDataExists, load_demo_data
+
+        try:
+            with runtime.db.session() as session:
+                summary = load_demo_data(session, runtime.clock.now())
+            print(
+                f"Loaded the demo: {summary.countries} countries, {summary.pledged:,} pledged, "
+                f"{summary.arrived - summary.departed:,} on duty.",
+                file=out,
+            )
+        except DemoDataExists:
+            print("The database already holds data; the demo was not loaded again.", file=out)
+    app = create_app(runtime, signing_secret=signing_secret, token=SHELL_TOKEN)
+    shell = Shell(runtime, app, signing_secret, out)
+    print(
+        f"Liaison shell — {settings.database_url.split('://', 1)[0]} database, times in {settings.timezone}. "
+        "Type :help for help, :quit to leave.",
+        file=out,
+    )
+    try:
+        if lines is not None:
+            for line in lines:
+                print(f"\n> {line.rstrip()}", file=out)
+                if not shell.handle_line(line):
+                    break
+        else:
+            while True:
+                try:
+                    line = prompt("\nliaison> ")
+                except (EOFError, KeyboardInterrupt):
+                    print(file=out)
+                    break
+                if not shell.handle_line(line):
+                    break
+    finally:
+        runtime.close()
+    return 0
