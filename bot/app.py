@@ -15,10 +15,10 @@ from slack_sdk import WebClient
 from sqlalchemy.exc import IntegrityError
 
 from bot import home
-from bot.dispatch import caller_from_command, handle_duplicate_choice, run_command
+from bot.dispatch import caller_from_command, handle_alert_ack, handle_duplicate_choice, run_command
 from bot.registry import COMMAND_MODULES
 from bot.runtime import Runtime
-from commands import duplicates
+from commands import alert, duplicates
 from storage.models import ProcessedEvent
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,11 @@ def register(app: App, runtime: Runtime) -> None:
     def duplicate_choice(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
         handle_duplicate_choice(runtime, body, action)
+
+    @app.action(alert.ACTION_ACK)
+    def alert_acknowledged(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        ack()
+        handle_alert_ack(runtime, body, action)
 
     @app.event("app_home_opened")
     def app_home_opened(ack: Ack, event: dict[str, Any]) -> None:

@@ -160,8 +160,12 @@ def serve(settings: Settings, *, host: str, port: int, socket_mode: bool) -> int
 
 def start_background_services(runtime: Runtime) -> list[Callable[[], None]]:
     """Start what runs beside the HTTP server; returns the functions that stop them."""
+    from bot.scheduler import build_scheduler
+
     runtime.outbox.start()
-    return [runtime.outbox.stop]
+    scheduler = build_scheduler(runtime)
+    scheduler.start()
+    return [runtime.outbox.stop, lambda: scheduler.shutdown(wait=False)]
 
 
 def _serve_socket_mode(settings: Settings, app: object, ready: threading.Event) -> int:

@@ -4,13 +4,14 @@ into replies, the outbox woken when the transaction committed."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 from bot.errors import unexpected_error_reply
 from bot.registry import COMMANDS
 from bot.runtime import Runtime
-from commands import duplicates
+from commands import alert, duplicates
 from commands.blocks import section
 from commands.common import Caller, CommandContext, Reply, UsageError, clean_text
 from storage import outbox
@@ -34,8 +35,24 @@ def run_command(
     runtime: Runtime, module: ModuleType, caller: Caller, raw_text: str, *, confirmed_duplicate: bool = False
 ) -> Reply:
     command = str(module.COMMAND)
+
+    def handle(ctx: CommandContext) -> Reply:
+        reply: Reply = module.handle(clean_text(raw_text, command), ctx)
+        return reply
+
+    return run_in_context(runtime, caller, command, handle, confirmed_duplicate=confirmed_duplicate)
+
+
+def run_in_context(
+    runtime: Runtime,
+    caller: Caller,
+    command: str,
+    handle: Callable[[CommandContext], Reply],
+    *,
+    confirmed_duplicate: bool = False,
+) -> Reply:
+    """One transaction: committed with its outbox messages, or rolled back whole on any error."""
     try:
-        text = clean_text(raw_text, command)
         with runtime.db.session() as session:
             ctx = CommandContext(
                 session=session,
@@ -45,13 +62,37 @@ def run_command(
                 command=command,
                 confirmed_duplicate=confirmed_duplicate,
             )
-            reply: Reply = module.handle(text, ctx)
+            reply = handle(ctx)
     except UsageError as error:
         return error.reply()
     except Exception as error:
         return unexpected_error_reply(error, command)
     runtime.outbox.wake()
     return reply
+
+
+def handle_alert_ack(runtime: Runtime, body: dict[str, Any], action: dict[str, Any]) -> None:
+    """The Acknowledge button of a notice: record it; the notice is edited in place through the outbox."""
+    user = body.get("user") or {}
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
+    caller = Caller(
+        user_id=str(user.get("id", "")), user_name=str(user.get("username", "")), channel_id=str(channel)
+    )
+    try:
+        notice_id = int(str(action.get("value", "")))
+    except ValueError:
+        log.warning("acknowledgement with a malformed value %r", action.get("value"))
+        return
+    reply = run_in_context(runtime, caller, alert.COMMAND, lambda ctx: alert.acknowledge(ctx, notice_id))
+    response_url = str(body.get("response_url", ""))
+    if reply.in_channel or not response_url:
+        return  # recorded: the edited notice says so
+    with runtime.db.session() as session:
+        payload = {**reply.to_message(), "replace_original": False}
+        outbox.respond(
+            session, response_url, payload, lane=f"response:ack:{caller.user_id}", now=runtime.clock.now()
+        )
+    runtime.outbox.wake()
 
 
 def handle_duplicate_choice(runtime: Runtime, body: dict[str, Any], action: dict[str, Any]) -> None:

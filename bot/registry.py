@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from commands import arrivals, departures, deployment, pledge
+from commands import alert, arrivals, departures, deployment, liaison, pledge
 
-COMMAND_MODULES: tuple[ModuleType, ...] = (arrivals, departures, pledge, deployment)
+COMMAND_MODULES: tuple[ModuleType, ...] = (arrivals, departures, pledge, deployment, alert, liaison)
 COMMANDS: dict[str, ModuleType] = {module.COMMAND: module for module in COMMAND_MODULES}

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 from slack_sdk import WebClient
+from sqlmodel import Session
 
-from bot.outbox_worker import DeliveryPolicy, OutboxWorker
+from bot.outbox_worker import DeliveryPolicy, FailureHook, OutboxWorker
 from bot.settings import Settings
+from commands.alert import delivery_failure_report
+from commands.alert_levels import AlertScale, default_scale
 from commands.capabilities import CapabilityVocabulary, default_vocabulary
 from commands.common import CommandConfig
+from storage import outbox
 from storage.clock import Clock, SystemClock
 from storage.db import Database
+from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +37,9 @@ def command_config(settings: Settings) -> CommandConfig:
         undo_window=timedelta(minutes=settings.undo_minutes),
         duplicate_window=timedelta(seconds=settings.duplicate_window_seconds),
         admins=frozenset(settings.admins),
+        ops_channel=settings.ops_channel or None,
+        alert_scale=AlertScale.from_spec(settings.alert_levels) if settings.alert_levels else default_scale(),
+        ack_remind=timedelta(minutes=settings.ack_remind_minutes),
     )
 
 
@@ -76,6 +84,7 @@ def build_runtime(
     clock = clock or SystemClock()
     db = db or Database.from_url(settings.database_url)
     client = client or build_web_client(settings, token)
+    config = command_config(settings)
     worker = OutboxWorker(
         db,
         client,
@@ -83,12 +92,20 @@ def build_runtime(
         http=http,
         policy=delivery_policy(settings),
         poll_interval=settings.outbox_poll_seconds,
+        on_failure=report_failures_to(config.ops_channel),
     )
-    return Runtime(
-        settings=settings,
-        db=db,
-        clock=clock,
-        config=command_config(settings),
-        client=client,
-        outbox=worker,
-    )
+    return Runtime(settings=settings, db=db, clock=clock, config=config, client=client, outbox=worker)
+
+
+def report_failures_to(ops_channel: str | None) -> FailureHook | None:
+    """Tell the operations centre about messages that can never be delivered."""
+    if not ops_channel:
+        return None
+
+    def report(session: Session, message: OutboxMessage, error: str, now: datetime) -> None:
+        if message.lane == ops_channel or message.method == outbox.RESPONSE_URL:
+            return  # the ops channel itself is unreachable, or a user's reply expired: only the log can tell
+        text, blocks = delivery_failure_report(message, error)
+        outbox.post_message(session, ops_channel, text=text, blocks=blocks, now=now)
+
+    return report

@@ -44,6 +44,16 @@ class Settings(BaseSettings):
     capabilities: str | None = Field(
         default=None, validation_alias=_env("LIAISON_CAPABILITIES", "capabilities")
     )
+    ops_channel: str | None = Field(default=None, validation_alias=_env("LIAISON_OPS_CHANNEL", "ops_channel"))
+    ack_remind_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=24 * 60,
+        validation_alias=_env("LIAISON_ACK_REMIND_MINUTES", "ack_remind_minutes"),
+    )
+    alert_levels: str | None = Field(
+        default=None, validation_alias=_env("LIAISON_ALERT_LEVELS", "alert_levels")
+    )
     max_per_entry: int = Field(
         default=5000, ge=1, le=100_000, validation_alias=_env("LIAISON_MAX_PER_ENTRY", "max_per_entry")
     )

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
+from commands.alert_levels import AlertScale, default_scale
 from commands.blocks import MAX_FALLBACK_TEXT, Block, context, fit_blocks, section, truncate
 from commands.capabilities import CapabilityVocabulary
 from storage.clock import Clock
@@ -39,6 +40,8 @@ class CommandConfig:
     duplicate_window: timedelta = timedelta(minutes=2)
     admins: frozenset[str] = frozenset()
     ops_channel: str | None = None
+    alert_scale: AlertScale = field(default_factory=default_scale)
+    ack_remind: timedelta = timedelta(minutes=15)
 
 
 @dataclass
@@ -124,6 +127,15 @@ def format_local_time(moment: datetime, zone: ZoneInfo, now: datetime | None = N
     if now is not None and local.date() == now.astimezone(zone).date():
         return local.strftime("%H:%M")
     return local.strftime("%d %b %H:%M")
+
+
+USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]{2,30})(?:\|[^>]*)?>$")
+
+
+def user_from_mention(token: str) -> str | None:
+    """The user id in an escaped mention (`<@U123|anna>`, as Slack sends with should_escape)."""
+    match = USER_MENTION.match(token)
+    return match.group(1) if match else None
 
 
 def mention(user_id: str) -> str:

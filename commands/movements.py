@@ -18,6 +18,7 @@ from commands.common import (
 )
 from commands.countries import Country, country_by_code
 from commands.parsing import Tail, count_from, parse_tail, split_country_and_count
+from commands.permissions import require_can_record
 from storage import ledger
 from storage.db import serialize_on
 from storage.ledger import Bucket
@@ -108,6 +109,7 @@ def handle(text: str, kind: MovementKind, ctx: CommandContext) -> Reply:
 def record(request: Record, kind: MovementKind, text: str, ctx: CommandContext) -> Reply:
     country, capability = request.country, request.tail.capability
     cap_key = capability.key if capability else None
+    require_can_record(ctx, country)
     serialize_on(ctx.session, f"country:{country.code}")
     prompt = duplicates.check(ctx, text)
     if prompt is not None:

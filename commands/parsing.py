@@ -130,11 +130,13 @@ def parse_tail(
         if len(note) > MAX_NOTE:
             raise UsageError(f"The note is too long ({len(note)} characters, at most {MAX_NOTE}).")
     if rest and rest[0].lower() not in ("at", "@"):
-        capability = vocabulary.resolve(rest[0])
-        if capability is None and len(rest) >= 2:
+        # Two words first: `dog team` is one capability, although `dog` alone is an alias too.
+        if len(rest) >= 2:
             capability = vocabulary.resolve(f"{rest[0]}-{rest[1]}")
             if capability is not None:
                 rest = rest[1:]
+        if capability is None:
+            capability = vocabulary.resolve(rest[0])
         if capability is None:
             raise UsageError(
                 f"I don't understand {quote(rest[0])}.",

@@ -19,8 +19,10 @@ from commands.parsing import (
     count_from,
     country_from,
     looks_like_number,
+    quote,
     split_country_and_count,
 )
+from commands.permissions import require_ops
 from storage import ledger
 from storage.db import serialize_on
 from storage.models import Pledge
@@ -63,7 +65,7 @@ def parse(text: str, ctx: CommandContext) -> Request:
         capability = ctx.config.vocabulary.resolve(joined)
         if capability is None:
             raise UsageError(
-                f"Only one capability goes after the number, not `{' '.join(rest)[:80]}`.",
+                f"Only one capability goes after the number, not {quote(' '.join(rest))}.",
                 hint=f"Usage: {USAGE}",
             )
         return SetPledge(country, headcount, capability)
@@ -96,6 +98,7 @@ def help_reply(ctx: CommandContext) -> Reply:
 def set_pledge(request: SetPledge, text: str, ctx: CommandContext) -> Reply:
     country = request.country
     cap_key = request.capability.key if request.capability else None
+    require_ops(ctx, "record pledges")
     serialize_on(ctx.session, f"country:{country.code}")
     prompt = duplicates.check(ctx, text)
     if prompt is not None:

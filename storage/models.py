@@ -137,3 +137,86 @@ class ScheduledRun(SQLModel, table=True):
     job: str = Field(max_length=120)
     due_at: datetime = Field(sa_type=UTCDateTime)
     claimed_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    OPS = "ops"
+
+
+class UserRole(SQLModel, table=True):
+    """A role granted in Slack (`/liaison role`); admins from LIAISON_ADMINS need no row."""
+
+    __tablename__ = "user_role"
+
+    user_id: str = Field(primary_key=True, max_length=32)
+    role: Role = Field(sa_type=String(16))
+    granted_by: str = Field(max_length=32)
+    granted_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class LiaisonAssignment(SQLModel, table=True):
+    """A user is a liaison officer for a country (one user may serve several countries)."""
+
+    __tablename__ = "liaison_assignment"
+    __table_args__ = (UniqueConstraint("user_id", "country", name="uq_liaison_user_country"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(max_length=32, index=True)
+    country: str = Field(max_length=2, index=True)
+    assigned_by: str = Field(max_length=32)
+    assigned_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class ChannelLink(SQLModel, table=True):
+    """A Slack channel is a country's liaison channel: notices go there."""
+
+    __tablename__ = "channel_link"
+
+    channel_id: str = Field(primary_key=True, max_length=32)
+    country: str = Field(max_length=2, index=True)
+    linked_by: str = Field(max_length=32)
+    linked_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class AlertNotice(SQLModel, table=True):
+    """A change of the alert level; the latest notice holds the current level."""
+
+    __tablename__ = "alert_notice"
+
+    id: int | None = Field(default=None, primary_key=True)
+    level: str = Field(max_length=40)
+    previous_level: str = Field(max_length=40)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    set_by: str = Field(max_length=32)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    ops_message_id: int | None = Field(default=None, foreign_key="outbox.id")
+
+
+class NoticeDelivery(SQLModel, table=True):
+    """A notice sent to one linked channel, with the reminder and escalation state of its country."""
+
+    __tablename__ = "notice_delivery"
+    __table_args__ = (UniqueConstraint("notice_id", "channel_id", name="uq_notice_delivery_channel"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    notice_id: int = Field(foreign_key="alert_notice.id", index=True)
+    country: str = Field(max_length=2)
+    channel_id: str = Field(max_length=32)
+    message_id: int = Field(foreign_key="outbox.id")
+    reminded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    escalated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Acknowledgement(SQLModel, table=True):
+    """One acknowledgement per country and notice, whoever clicked first."""
+
+    __tablename__ = "acknowledgement"
+    __table_args__ = (UniqueConstraint("notice_id", "country", name="uq_ack_notice_country"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    notice_id: int = Field(foreign_key="alert_notice.id", index=True)
+    country: str = Field(max_length=2)
+    user_id: str = Field(max_length=32)
+    channel_id: str = Field(max_length=32)
+    created_at: datetime = Field(sa_type=UTCDateTime)

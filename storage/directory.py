@@ -1,0 +1,61 @@
+"""Who is who: roles, liaison assignments and the channels linked to countries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select
+from sqlmodel import Session, col
+
+from storage.models import ChannelLink, LiaisonAssignment, UserRole
+
+
+def role_of(session: Session, user_id: str) -> UserRole | None:
+    return session.get(UserRole, user_id)
+
+
+def users_with_role(session: Session) -> Sequence[UserRole]:
+    return (
+        session.execute(select(UserRole).order_by(col(UserRole.role), col(UserRole.user_id))).scalars().all()
+    )
+
+
+def liaisons_of(session: Session, country: str) -> list[str]:
+    query = (
+        select(col(LiaisonAssignment.user_id))
+        .where(col(LiaisonAssignment.country) == country)
+        .order_by(col(LiaisonAssignment.id))
+    )
+    return list(session.execute(query).scalars().all())
+
+
+def countries_of(session: Session, user_id: str) -> list[str]:
+    query = select(col(LiaisonAssignment.country)).where(col(LiaisonAssignment.user_id) == user_id)
+    return sorted(session.execute(query).scalars().all())
+
+
+def assignments(session: Session, country: str | None = None) -> Sequence[LiaisonAssignment]:
+    query = select(LiaisonAssignment).order_by(col(LiaisonAssignment.country), col(LiaisonAssignment.id))
+    if country is not None:
+        query = query.where(col(LiaisonAssignment.country) == country)
+    return session.execute(query).scalars().all()
+
+
+def unassign(session: Session, user_id: str, country: str) -> bool:
+    result = session.execute(
+        delete(LiaisonAssignment).where(
+            col(LiaisonAssignment.user_id) == user_id, col(LiaisonAssignment.country) == country
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def link_of(session: Session, channel_id: str) -> ChannelLink | None:
+    return session.get(ChannelLink, channel_id)
+
+
+def links(session: Session, country: str | None = None) -> Sequence[ChannelLink]:
+    query = select(ChannelLink).order_by(col(ChannelLink.country), col(ChannelLink.channel_id))
+    if country is not None:
+        query = query.where(col(ChannelLink.country) == country)
+    return session.execute(query).scalars().all()
