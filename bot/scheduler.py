@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.runtime import Runtime
 from commands.alert import send_reminders
+from storage.housekeeping import prune
 
 log = logging.getLogger(__name__)
 
 REMINDER_JOB = "alert-acknowledgement-reminders"
+HOUSEKEEPING_JOB = "prune-bookkeeping"
+BOOKKEEPING_RETENTION = timedelta(days=2)
 
 
 def run_reminders(runtime: Runtime) -> int:
@@ -27,6 +31,11 @@ def run_reminders(runtime: Runtime) -> int:
     if sent:
         runtime.outbox.wake()
     return sent
+
+
+def run_housekeeping(runtime: Runtime) -> int:
+    with runtime.db.session() as session:
+        return prune(session, runtime.clock.now() - BOOKKEEPING_RETENTION)
 
 
 def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
@@ -40,6 +49,14 @@ def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
         args=[runtime],
         id=REMINDER_JOB,
         name="remind silent countries, escalate to ops",
+        replace_existing=True,
+    )
+    scheduler.add_job(
+        _safely(run_housekeeping),
+        CronTrigger(minute=17, timezone=runtime.config.zone),
+        args=[runtime],
+        id=HOUSEKEEPING_JOB,
+        name="prune old event ids and command log",
         replace_existing=True,
     )
     return scheduler

@@ -14,7 +14,9 @@ pytest_plugins = ["tests.support.fixtures"]
 # Settings come from the environment: a developer's own Slack variables must not leak into tests,
 # and Bolt switches to OAuth mode when it sees SLACK_CLIENT_ID/SECRET.
 for _name in list(os.environ):
-    if _name.startswith(("SLACK_", "LIAISON_")) and _name != "LIAISON_TEST_POSTGRES_URL" or _name == "DATABASE_URL":
+    if (
+        _name.startswith(("SLACK_", "LIAISON_")) and _name != "LIAISON_TEST_POSTGRES_URL"
+    ) or _name == "DATABASE_URL":
         del os.environ[_name]
 
 

@@ -26,7 +26,7 @@ from storage.clock import FrozenClock
 from tests.support.signing import SignedClient
 from tests.support.slack_standin import SlackStandIn
 
-BOT_TOKEN = "xoxb-test-token"  # noqa: S105
+BOT_TOKEN = "xoxb-test-token"
 # A Monday morning during the Games, 09:00 in Paris.
 START = datetime(2026, 7, 20, 7, 0, tzinfo=UTC)
 
