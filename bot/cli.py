@@ -138,8 +138,9 @@ def serve(settings: Settings, *, host: str, port: int, socket_mode: bool) -> int
         server = HttpServer(LiaisonWSGI(app, ready.is_set), host, port, settings.http_threads)
 
         def stop(signum: int, _frame: FrameType | None) -> None:
+            # waitress's loop ends cleanly on SystemExit raised in the serving thread (this one).
             log.info("signal %s: shutting down", signum)
-            server.close()
+            raise SystemExit(0)
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)

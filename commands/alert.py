@@ -33,6 +33,7 @@ RECORDS = False
 ACTION_ACK = "alert_ack"
 MIN_REASON = 3
 MAX_REASON = 500
+MAX_STATUS_TEXT = 10_000  # the matrix's lines; pending and failed countries come first
 
 HELP = "\n".join(
     [
@@ -147,7 +148,14 @@ def broadcast(
         )
     if config.ops_channel:
         text, blocks = ops_tracker(session, notice, config, now)
-        tracker = outbox.post_message(session, config.ops_channel, text=text, blocks=blocks, now=now)
+        tracker = outbox.post_message(
+            session,
+            config.ops_channel,
+            text=text,
+            blocks=blocks,
+            attachments=level_bar(notice, config),
+            now=now,
+        )
         notice.ops_message_id = tracker.id
         session.add(notice)
     session.flush()
@@ -190,7 +198,9 @@ def deliver_current_to(
         tracker = outbox.get(session, notice.ops_message_id)
         if tracker is not None:
             text, blocks = ops_tracker(session, notice, config, now)
-            outbox.update_message(session, tracker, text=text, blocks=blocks, now=now)
+            outbox.update_message(
+                session, tracker, text=text, blocks=blocks, attachments=level_bar(notice, config), now=now
+            )
     return True
 
 
@@ -228,6 +238,17 @@ def notice_message(
         )
     text = f"Alert level {direction} to {level.label} (was {previous.label}). Reason: {escape(notice.reason)}"
     return text, blocks
+
+
+def level_bar(notice: AlertNotice, config: CommandConfig) -> list[dict[str, str]]:
+    """The level's colour as the message's side bar (Block Kit itself has no colour)."""
+    scale = config.alert_scale
+    level = scale[notice.level]
+    position = (
+        f"level {level.rank + 1} of {len(scale.keys())}" if level.rank >= 0 else "level no longer configured"
+    )
+    text = f"{level.label} — {position}"
+    return [{"color": level.colour, "fallback": text, "text": text}]
 
 
 def ops_tracker(
@@ -316,12 +337,16 @@ def _show_acknowledgement(
         if original is None:
             continue
         text, blocks = notice_message(notice, config, country=country, ack=ack, now=now)
-        outbox.update_message(session, original, text=text, blocks=blocks, now=now)
+        outbox.update_message(
+            session, original, text=text, blocks=blocks, attachments=level_bar(notice, config), now=now
+        )
     if notice.ops_message_id is not None:
         tracker = outbox.get(session, notice.ops_message_id)
         if tracker is not None:
             text, blocks = ops_tracker(session, notice, config, now)
-            outbox.update_message(session, tracker, text=text, blocks=blocks, now=now)
+            outbox.update_message(
+                session, tracker, text=text, blocks=blocks, attachments=level_bar(notice, config), now=now
+            )
 
 
 # -- reading -----------------------------------------------------------------------------------------
@@ -381,19 +406,35 @@ def status_reply(ctx: CommandContext) -> Reply:
         key=lambda c: country_by_code(c).name,
     )
     acked = sum(1 for row in rows if row.ack is not None)
+    shown = _within(lines, MAX_STATUS_TEXT)
     blocks: list[Block] = [
         header(f"Alert notice #{notice.id} — {level.label}"),
         section(
             f"Acknowledged by *{acked} of {plural(len(rows), 'country', 'countries')}* · issued {pending_for} ago"
         ),
-        *text_sections(lines),
+        *text_sections(shown),
     ]
+    if len(shown) < len(lines):
+        blocks.append(
+            context(f":scissors: {plural(len(lines) - len(shown), 'more country', 'more countries')} not shown.")
+        )
     if unlinked:
         names = ", ".join(country_by_code(c).name for c in unlinked)
         blocks.append(context(f":warning: Liaisons but no linked channel, so not notified: {names}"))
     return Reply(
         text=f"Notice #{notice.id}: acknowledged by {acked} of {len(rows)} countries.", blocks=blocks
     )
+
+
+def _within(lines: list[str], budget: int) -> list[str]:
+    """The first lines that fit in `budget` characters (Slack refuses messages of ~13k characters)."""
+    kept: list[str] = []
+    for line in lines:
+        budget -= len(line) + 1
+        if budget < 0:
+            break
+        kept.append(line)
+    return kept
 
 
 def _status_rows(session: Session, notice_id: int) -> list[StatusRow]:

@@ -267,7 +267,7 @@ def today_reply(ctx: CommandContext) -> Reply:
     if total > len(movements):
         blocks.append(context(f"Showing the latest {len(movements)} of {total} movements today."))
     blocks.append(context(f"Times in {ctx.config.zone.key}. `/deployment` shows the totals."))
-    return Reply(text=f"{total} movements today ({day}).", blocks=blocks)
+    return Reply(text=f"{plural(total, 'movement')} today ({day}).", blocks=blocks)
 
 
 def _today_line(movement: Movement, ctx: CommandContext) -> str:

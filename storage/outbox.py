@@ -56,12 +56,15 @@ def post_message(
     *,
     text: str,
     blocks: list[dict[str, Any]] | None = None,
+    attachments: list[dict[str, Any]] | None = None,
     now: datetime,
     thread_under: OutboxMessage | None = None,
 ) -> OutboxMessage:
     payload: dict[str, Any] = {"channel": channel, "text": text}
     if blocks:
         payload["blocks"] = blocks
+    if attachments:
+        payload["attachments"] = attachments
     return enqueue(
         session, method=POST_MESSAGE, lane=channel, payload=payload, now=now, refers_to=thread_under
     )
@@ -73,12 +76,15 @@ def update_message(
     *,
     text: str,
     blocks: list[dict[str, Any]] | None = None,
+    attachments: list[dict[str, Any]] | None = None,
     now: datetime,
 ) -> OutboxMessage:
     """Edit a message we posted (its ts is known once it is delivered; the lane keeps the order)."""
     payload: dict[str, Any] = {"text": text}
     if blocks is not None:
         payload["blocks"] = blocks
+    if attachments is not None:
+        payload["attachments"] = attachments
     return enqueue(
         session, method=UPDATE_MESSAGE, lane=original.lane, payload=payload, now=now, refers_to=original
     )
