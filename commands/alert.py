@@ -416,7 +416,9 @@ def status_reply(ctx: CommandContext) -> Reply:
     ]
     if len(shown) < len(lines):
         blocks.append(
-            context(f":scissors: {plural(len(lines) - len(shown), 'more country', 'more countries')} not shown.")
+            context(
+                f":scissors: {plural(len(lines) - len(shown), 'more country', 'more countries')} not shown."
+            )
         )
     if unlinked:
         names = ", ".join(country_by_code(c).name for c in unlinked)
@@ -471,22 +473,25 @@ def send_reminders(session: Session, config: CommandConfig, now: datetime) -> in
     elapsed = now - notice.created_at
     if elapsed < config.ack_remind:
         return 0
-    acked = alerts.acknowledgements(session, notice.id)
-    silent = [d for d in alerts.deliveries(session, notice.id) if d.country not in acked]
+    silent = _silent_deliveries(session, notice.id)
     sent = 0
-    for delivery in silent:
+    for delivery, sent_at in silent:
         if (
-            delivery.reminded_at is None
+            now - sent_at >= config.ack_remind
+            and delivery.reminded_at is None
             and delivery.id is not None
             and alerts.claim_reminder(session, delivery.id, now)
         ):
-            _remind(session, notice, delivery, config, now)
+            _remind(session, notice, delivery, config, now, sent_at)
             sent += 1
-    if elapsed >= 2 * config.ack_remind and config.ops_channel:
+    if config.ops_channel:
         escalated = [
             d
-            for d in silent
-            if d.escalated_at is None and d.id is not None and alerts.claim_escalation(session, d.id, now)
+            for d, sent_at in silent
+            if now - sent_at >= 2 * config.ack_remind
+            and d.escalated_at is None
+            and d.id is not None
+            and alerts.claim_escalation(session, d.id, now)
         ]
         if escalated:
             _escalate(session, notice, escalated, config, now)
@@ -494,13 +499,32 @@ def send_reminders(session: Session, config: CommandConfig, now: datetime) -> in
     return sent
 
 
+def _silent_deliveries(session: Session, notice_id: int) -> list[tuple[NoticeDelivery, datetime]]:
+    """Deliveries of countries that have not acknowledged, with when each was sent: a channel linked
+    later got the notice later. A notice that never arrived is left out: ops were told it failed
+    (and `/alert status` shows it), and a reminder in its thread could not arrive either."""
+    acked = alerts.acknowledgements(session, notice_id)
+    silent: list[tuple[NoticeDelivery, datetime]] = []
+    for delivery in alerts.deliveries(session, notice_id):
+        original = outbox.get(session, delivery.message_id)
+        if delivery.country in acked or original is None or original.status == OutboxStatus.FAILED:
+            continue
+        silent.append((delivery, original.created_at))
+    return silent
+
+
 def _remind(
-    session: Session, notice: AlertNotice, delivery: NoticeDelivery, config: CommandConfig, now: datetime
+    session: Session,
+    notice: AlertNotice,
+    delivery: NoticeDelivery,
+    config: CommandConfig,
+    now: datetime,
+    sent_at: datetime,
 ) -> None:
     country = country_by_code(delivery.country)
     liaisons = directory.liaisons_of(session, delivery.country)
     who = " ".join(mention(user) for user in liaisons) or "Liaison officers of this channel"
-    minutes = _minutes(now - notice.created_at)
+    minutes = _minutes(now - sent_at)
     level = config.alert_scale[notice.level]
     text = (
         f":bell: {who} — {country.name} has not acknowledged alert notice #{notice.id} "

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlmodel import col
 
-from commands.blocks import actions, button, context, section
+from commands.blocks import actions, button, context, escape, section
 from commands.common import CommandContext, Reply, format_local_time, normalize_for_duplicates
 from commands.parsing import quote
 from storage.models import CommandLog, PendingCommand
@@ -66,7 +66,7 @@ def confirmation_reply(ctx: CommandContext, pending: PendingCommand, previous: C
     )
     value = str(pending.id)
     return Reply(
-        text=f"You already recorded {pending.command} {pending.text} at {when}. Record it again?",
+        text=f"You already recorded {pending.command} {escape(pending.text)} at {when}. Record it again?",
         blocks=[
             section(message),
             actions(

@@ -95,9 +95,13 @@ def a_notice(
     reason: str = "credible threat against the opening ceremony",
 ) -> AlertNotice:
     notice = AlertNotice(
-        id=None if session else 7, level=level, previous_level=previous, reason=reason, set_by="U0OPS"
+        id=None if session else 7,
+        level=level,
+        previous_level=previous,
+        reason=reason,
+        set_by="U0OPS",
+        created_at=NOW,
     )
-    notice.created_at = NOW
     if session is not None:
         session.add(notice)
         session.flush()
@@ -344,13 +348,16 @@ def test_status_rows(session: Session) -> None:
 
 
 def test_delivery_failure_report_is_escaped_and_valid() -> None:
-    message = OutboxMessage(method=outbox.POST_MESSAGE, lane="C0IT", payload="{}", created_at=NOW)
-    message.next_attempt_at = NOW
+    message = OutboxMessage(
+        method=outbox.POST_MESSAGE, lane="C0IT", payload="{}", created_at=NOW, next_attempt_at=NOW
+    )
     text, blocks = delivery_failure_report(message, "not_in_channel")
     assert_valid(text, blocks)
     assert "<#C0IT>" in text
     assert "Invite Liaison" in text
-    odd = OutboxMessage(method=outbox.RESPONSE_URL, lane="home:<!here>", payload="{}", created_at=NOW)
+    odd = OutboxMessage(
+        method=outbox.RESPONSE_URL, lane="home:<!here>", payload="{}", created_at=NOW, next_attempt_at=NOW
+    )
     text, _ = delivery_failure_report(odd, "<!channel>")
     assert "<!here>" not in text
     assert "<!channel>" not in text
@@ -381,7 +388,9 @@ def test_levels_are_found_whatever_the_case() -> None:
 
 
 def test_a_custom_scale_with_defaults() -> None:
-    scale = AlertScale.from_spec(" green=Green ; amber=Amber:large_orange_circle ; red=Red:red_circle:#ff0000 ;")
+    scale = AlertScale.from_spec(
+        " green=Green ; amber=Amber:large_orange_circle ; red=Red:red_circle:#ff0000 ;"
+    )
     assert scale.keys() == ["green", "amber", "red"]
     green, amber, red = list(scale)
     assert (green.emoji, green.colour) == ("rotating_light", "#888888")

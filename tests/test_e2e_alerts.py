@@ -182,6 +182,7 @@ def press(
 
 def the_notice(bot: RunningBot) -> AlertNotice:
     [notice] = bot.rows(AlertNotice)
+    assert isinstance(notice, AlertNotice)
     return notice
 
 
@@ -859,12 +860,71 @@ def test_a_late_acknowledgement_stops_the_escalation(alerted: RunningBot, log: P
     assert "Spain" not in text
 
 
+def test_a_channel_linked_late_gets_its_own_reminder_period(alerted: RunningBot, log: PostLog) -> None:
+    alerted.advance(minutes=20)
+    assert run_reminders(alerted) == 3
+    ok(alerted.reply("/liaison", f"assign {at('U0DE1', 'dieter')} germany", user_id=ADMIN))
+    ok(alerted.reply("/liaison", "link germany", user_id=ADMIN, channel_id="C0DE"))
+    alerted.deliver()
+    [de_notice] = log.in_channel("C0DE")
+
+    alerted.advance(minutes=10)  # 30 min after the notice, 10 after Germany got it
+    assert run_reminders(alerted) == 1
+    assert log.in_channel("C0DE") == [de_notice]
+    escalation = readable(log.in_channel(OPS_CHANNEL)[-1].params)
+    assert "Still silent 30 min after alert notice #1" in escalation
+    for name in ("Italy", "Poland", "Spain"):
+        assert f"*{name}*" in escalation
+    assert "Germany" not in escalation
+
+    alerted.advance(minutes=4, seconds=59)
+    assert run_reminders(alerted) == 0
+    alerted.advance(seconds=1)  # Germany's notice is 15 minutes old
+    assert run_reminders(alerted) == 1
+    _, reminder = log.in_channel("C0DE")
+    assert reminder.params["thread_ts"] == de_notice.ts
+    assert "<@U0DE1> — Germany has not acknowledged alert notice #1" in readable(reminder.params)
+    assert "sent 15 min ago" in readable(reminder.params)
+
+    alerted.advance(minutes=15)
+    assert run_reminders(alerted) == 1
+    escalation = readable(log.in_channel(OPS_CHANNEL)[-1].params)
+    assert "*Germany* — <@U0DE1>" in escalation
+    for name in ("Italy", "Poland", "Spain"):
+        assert name not in escalation  # ops heard about them already
+
+
+def test_a_country_that_never_received_the_notice_is_not_reminded(
+    ops_bot: RunningBot, slack: SlackStandIn, log: PostLog
+) -> None:
+    set_up_directory(ops_bot)
+    slack.set_channel_error("C0IT", "not_in_channel")
+    raise_alert(ops_bot)
+    ops_bot.deliver()
+    warnings = [p for p in log.in_channel(OPS_CHANNEL) if "could not deliver" in readable(p.params)]
+    assert len(warnings) == 1
+
+    ops_bot.advance(minutes=15)
+    assert run_reminders(ops_bot) == 2
+    assert len(slack.calls(channel="C0IT", include_failed=True)) == 1  # only the failed notice
+    for channel in ("C0PL", "C0ES"):
+        assert len(log.in_channel(channel)) == 2
+    ops_bot.advance(minutes=15)
+    assert run_reminders(ops_bot) == 1
+    ops_posts = [readable(p.params) for p in log.in_channel(OPS_CHANNEL)]
+    assert len([text for text in ops_posts if "could not deliver" in text]) == 1
+    escalation = ops_posts[-1]
+    assert "Still silent" in escalation
+    assert "*Poland*" in escalation
+    assert "*Spain*" in escalation
+    assert "Italy" not in escalation  # ops was told it never got there, and /alert status says so
+    assert "not delivered" in status_line(reply_text(ops_bot.reply("/alert", "status")), "Italy")
+
+
 def test_the_reminder_period_is_configurable(
     sqlite_url: str, slack: SlackStandIn, signing_secret: str, log: PostLog
 ) -> None:
-    with running_bot(
-        sqlite_url, slack, signing_secret, ops_channel=OPS_CHANNEL, ack_remind_minutes=5
-    ) as bot:
+    with running_bot(sqlite_url, slack, signing_secret, ops_channel=OPS_CHANNEL, ack_remind_minutes=5) as bot:
         set_up_directory(bot)
         raise_alert(bot)
         bot.deliver()
@@ -1023,7 +1083,9 @@ def test_a_restart_in_the_middle_of_an_outage_loses_nothing(
         for _ in range(3):
             first.deliver()
             first.advance(seconds=2)
-        timeline.entries += [(first.clock.now(), c) for c in slack.calls("chat.postMessage", include_failed=True)]
+        timeline.entries += [
+            (first.clock.now(), c) for c in slack.calls("chat.postMessage", include_failed=True)
+        ]
         statuses = [m.status for m in first.rows(OutboxMessage)]
         assert OutboxStatus.SENT in statuses
         assert OutboxStatus.PENDING in statuses

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,8 +17,10 @@ import pytest
 
 from commands import duplicates, movements
 from storage.models import CommandLog, Movement, PendingCommand, Pledge
-from tests.support.bot import RunningBot, reply_text
+from tests.support.bot import RunningBot, reply_text, running_bot
+from tests.support.fixtures import TEST_SIGNING_SECRET
 from tests.support.signing import DEFAULT_CHANNEL_ID, DEFAULT_USER_ID, SlackRequestFactory
+from tests.support.slack_standin import SlackStandIn
 
 ANNA = DEFAULT_USER_ID  # a liaison officer
 BORIS = "U0LIAISON2"  # another liaison officer
@@ -382,6 +385,15 @@ def test_deployment_with_nothing_recorded(bot: RunningBot) -> None:
 # -- help and bad input ---------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def shared_bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBot]:
+    """One bot for the tests that must store nothing (help, bad input): Poland has 10 on duty."""
+    database = tmp_path_factory.mktemp("shared") / "liaison.db"
+    with SlackStandIn() as slack, running_bot(f"sqlite:///{database}", slack, TEST_SIGNING_SECRET) as running:
+        say(running, "/arrivals", "poland 10", user=BORIS)
+        yield running
+
+
 @pytest.mark.parametrize(
     ("command", "expected"),
     [
@@ -391,12 +403,13 @@ def test_deployment_with_nothing_recorded(bot: RunningBot) -> None:
         ("/deployment", "biggest gaps first"),
     ],
 )
-def test_help_on_every_command(bot: RunningBot, command: str, expected: str) -> None:
-    body = say(bot, command, "help")
+def test_help_on_every_command(shared_bot: RunningBot, command: str, expected: str) -> None:
+    before = stored(shared_bot)
+    body = say(shared_bot, command, "help")
     assert body["response_type"] == "ephemeral"
     assert f"*{command}*" in body["text"]
     assert expected in body["text"]
-    assert stored(bot) == (0, 0, 0, 0)
+    assert stored(shared_bot) == before
 
 
 BAD_INPUT = [
@@ -413,6 +426,7 @@ BAD_INPUT = [
     ("/arrivals", "undo extra", "takes nothing after it", ""),
     ("/arrivals", "poland 40\x07", "control characters", ""),
     ("/arrivals", "poland 40 -- " + "x" * 3000, "too long", "`/arrivals help`"),
+    ("/departures", "poland 11", "Poland has only 10 people on duty", ""),
     ("/departures", "poland 4.5", "whole number", ""),
     ("/departures", "polnad 1", "Did you mean *Poland*", ""),
     ("/pledge", "poland -1", "can't be negative", "withdraw"),
@@ -423,17 +437,21 @@ BAD_INPUT = [
 ]
 
 
-@pytest.mark.parametrize(("command", "text", "message", "hint"), BAD_INPUT)
+@pytest.mark.parametrize(
+    ("command", "text", "message", "hint"),
+    BAD_INPUT,
+    ids=[f"{command} {text[:24]!r}" for command, text, _, _ in BAD_INPUT],
+)
 def test_bad_input_gets_an_ephemeral_error_and_stores_nothing(
-    bot: RunningBot, command: str, text: str, message: str, hint: str
+    shared_bot: RunningBot, command: str, text: str, message: str, hint: str
 ) -> None:
-    say(bot, "/arrivals", "poland 10", user=BORIS)
-    before = stored(bot)
+    before = stored(shared_bot)
 
-    body = say(bot, command, text, user=ADMIN)
+    body = say(shared_bot, command, text, user=ADMIN)
 
     assert_error(body, message, hint)
-    assert stored(bot) == before
+    assert stored(shared_bot) == before
+    assert stored(shared_bot)[0] == 1  # the one arrival made by the fixture
 
 
 # -- a command retyped after a Slack timeout ------------------------------------------------------

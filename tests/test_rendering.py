@@ -333,10 +333,6 @@ def test_duplicate_prompt_is_valid_and_escaped(session: Session) -> None:
     assert "&lt;!channel&gt;" in blocks_text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="commands/duplicates.py puts the typed command unescaped in the prompt's fallback text",
-)
 def test_duplicate_prompt_fallback_text_is_escaped(session: Session) -> None:
     previous = CommandLog(
         user_id=CALLER.user_id,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import threading
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +25,7 @@ from storage.db import Database, alembic_config, normalize_database_url
 from storage.ledger import Bucket
 from storage.models import Movement, MovementKind, Pledge
 
+ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2026, 7, 20, 7, 0, tzinfo=UTC)
 LEDGER_TABLES = {"movement", "pledge", "command_log", "pending_command", "processed_event", "outbox"}
 
@@ -85,29 +89,28 @@ def test_alembic_head_matches_the_models(db: Database) -> None:
     )
 
 
-def test_two_processes_starting_together_migrate_once(database_url: str) -> None:
-    databases = [Database.from_url(database_url) for _ in range(2)]
-    start = threading.Barrier(2)
-    errors: list[BaseException] = []
-
-    def migrate(database: Database) -> None:
-        try:
-            start.wait()
-            database.migrate()
-        except BaseException as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=migrate, args=(database,)) for database in databases]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+def test_processes_starting_together_migrate_once(database_url: str) -> None:
+    env = {**os.environ, "DATABASE_URL": database_url}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "migrate"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outcomes = [(process.wait(60), *process.communicate()) for process in processes]
+    for code, out, err in outcomes:
+        assert code == 0, err
+        assert "Database schema is up to date." in out
+    database = Database.from_url(database_url)
     try:
-        assert errors == []
-        assert current_revision(databases[0]) == head_revision(databases[0])
+        assert current_revision(database) == head_revision(database)
     finally:
-        for database in databases:
-            database.dispose()
+        database.dispose()
 
 
 @pytest.mark.parametrize(
@@ -279,8 +282,12 @@ def test_an_entry_can_be_reversed_only_once(db: Database) -> None:
 
 
 def test_a_failed_unit_of_work_leaves_nothing_behind(db: Database) -> None:
-    with pytest.raises(RuntimeError), db.session() as session:
-        add(session, movement("PL", MovementKind.ARRIVAL, 40), pledge("PL", 100))
-        raise RuntimeError("the handler failed")
+    def failing_unit_of_work() -> None:
+        with db.session() as session:
+            add(session, movement("PL", MovementKind.ARRIVAL, 40), pledge("PL", 100))
+            raise RuntimeError("the handler failed")
+
+    with pytest.raises(RuntimeError):
+        failing_unit_of_work()
     with db.session() as session:
         assert ledger.deployment_status(session) == {}
