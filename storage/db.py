@@ -12,7 +12,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, StaticPool
 from sqlmodel import Session
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -42,8 +42,9 @@ def create_db_engine(url: str) -> Engine:
 def _create_sqlite_engine(url: str) -> Engine:
     in_memory = make_url(url).database in (None, "", ":memory:")
     kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
-    if not in_memory:
-        kwargs["poolclass"] = NullPool  # several processes may share the file; keep no stale handles
+    # One shared connection for an in-memory database (else each thread sees its own empty one);
+    # none kept for a file that several processes may share.
+    kwargs["poolclass"] = StaticPool if in_memory else NullPool
     engine = create_engine(url, **kwargs)
 
     @event.listens_for(engine, "connect")

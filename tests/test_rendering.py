@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from slack_sdk.models.blocks import Block
+from sqlalchemy import select
 from sqlmodel import Session
 
 from commands import arrivals, departures, deployment, duplicates, pledge
@@ -167,7 +168,7 @@ def test_arrival_with_hostile_place_and_note_is_escaped_everywhere(session: Sess
     assert_valid_message(message)
     assert_escaped(message)
     assert mentions(message) == {"U0LIAISON1"}  # only the recorder, a Slack user id from Slack
-    [movement] = session.exec(Movement.__table__.select()).all()  # type: ignore[call-overload]
+    [movement] = session.execute(select(Movement)).scalars().all()
     assert movement.note == HOSTILE  # the ledger keeps what was typed
 
 
