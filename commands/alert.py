@@ -138,14 +138,7 @@ def broadcast(
     assert notice.id is not None
     targets = [NoticeDeliveryTarget(link.channel_id, link.country) for link in directory.links(session)]
     for target in targets:
-        text, blocks = notice_message(notice, config, country=target.country, ack=None, now=now)
-        message = outbox.post_message(session, target.channel, text=text, blocks=blocks, now=now)
-        assert message.id is not None
-        session.add(
-            NoticeDelivery(
-                notice_id=notice.id, country=target.country, channel_id=target.channel, message_id=message.id
-            )
-        )
+        _deliver(session, notice, target, config, now, ack=None)
     if config.ops_channel:
         text, blocks = ops_tracker(session, notice, config, now)
         tracker = outbox.post_message(
@@ -169,12 +162,20 @@ class NoticeDeliveryTarget:
 
 
 def _deliver(
-    session: Session, notice: AlertNotice, target: NoticeDeliveryTarget, config: CommandConfig, now: datetime
+    session: Session,
+    notice: AlertNotice,
+    target: NoticeDeliveryTarget,
+    config: CommandConfig,
+    now: datetime,
+    *,
+    ack: Acknowledgement | None,
 ) -> None:
+    """Post the notice to one channel and remember where, for acknowledgements and reminders."""
     assert notice.id is not None
-    ack = alerts.acknowledgements(session, notice.id).get(target.country)
     text, blocks = notice_message(notice, config, country=target.country, ack=ack, now=now)
-    message = outbox.post_message(session, target.channel, text=text, blocks=blocks, now=now)
+    message = outbox.post_message(
+        session, target.channel, text=text, blocks=blocks, attachments=level_bar(notice, config), now=now
+    )
     assert message.id is not None
     session.add(
         NoticeDelivery(
@@ -193,15 +194,22 @@ def deliver_current_to(
         return False
     if any(d.channel_id == channel for d in alerts.deliveries(session, notice.id)):
         return False
-    _deliver(session, notice, NoticeDeliveryTarget(channel, country), config, now)
-    if notice.ops_message_id is not None:
-        tracker = outbox.get(session, notice.ops_message_id)
-        if tracker is not None:
-            text, blocks = ops_tracker(session, notice, config, now)
-            outbox.update_message(
-                session, tracker, text=text, blocks=blocks, attachments=level_bar(notice, config), now=now
-            )
+    ack = alerts.acknowledgements(session, notice.id).get(country)
+    _deliver(session, notice, NoticeDeliveryTarget(channel, country), config, now, ack=ack)
+    _refresh_ops_tracker(session, notice, config, now)
     return True
+
+
+def _refresh_ops_tracker(session: Session, notice: AlertNotice, config: CommandConfig, now: datetime) -> None:
+    """Edit the ops channel's tracker of the notice to the current acknowledgement count."""
+    if notice.ops_message_id is None:
+        return
+    tracker = outbox.get(session, notice.ops_message_id)
+    if tracker is not None:
+        text, blocks = ops_tracker(session, notice, config, now)
+        outbox.update_message(
+            session, tracker, text=text, blocks=blocks, attachments=level_bar(notice, config), now=now
+        )
 
 
 def notice_message(
@@ -332,21 +340,14 @@ def _show_acknowledgement(
 ) -> None:
     """Edit the notice in place in the country's channels, and the ops tracker."""
     assert notice.id is not None
+    text, blocks = notice_message(notice, config, country=country, ack=ack, now=now)
     for delivery in alerts.deliveries(session, notice.id, country):
         original = outbox.get(session, delivery.message_id)
-        if original is None:
-            continue
-        text, blocks = notice_message(notice, config, country=country, ack=ack, now=now)
-        outbox.update_message(
-            session, original, text=text, blocks=blocks, attachments=level_bar(notice, config), now=now
-        )
-    if notice.ops_message_id is not None:
-        tracker = outbox.get(session, notice.ops_message_id)
-        if tracker is not None:
-            text, blocks = ops_tracker(session, notice, config, now)
+        if original is not None:
             outbox.update_message(
-                session, tracker, text=text, blocks=blocks, attachments=level_bar(notice, config), now=now
+                session, original, text=text, blocks=blocks, attachments=level_bar(notice, config), now=now
             )
+    _refresh_ops_tracker(session, notice, config, now)
 
 
 # -- reading -----------------------------------------------------------------------------------------

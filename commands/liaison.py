@@ -179,11 +179,9 @@ def who(args: list[str], ctx: CommandContext) -> Reply:
     blocks: list[Block] = [header(f"Liaison — {country.name}" if country else "Liaison — who is where")]
     blocks += text_sections(lines) if lines else [section("No liaison assigned and no channel linked yet.")]
     if country is None:
-        ops = [mention(r.user_id) for r in directory.users_with_role(ctx.session) if r.role == Role.OPS]
-        admins = sorted(
-            set(ctx.config.admins)
-            | {r.user_id for r in directory.users_with_role(ctx.session) if r.role == Role.ADMIN}
-        )
+        granted = directory.users_with_role(ctx.session)
+        ops = [mention(r.user_id) for r in granted if r.role == Role.OPS]
+        admins = sorted(set(ctx.config.admins) | {r.user_id for r in granted if r.role == Role.ADMIN})
         blocks.append(
             context(
                 f"Ops: {', '.join(ops) or 'none'} · Admins: {', '.join(mention(a) for a in admins) or 'none'}"

@@ -1156,3 +1156,17 @@ def test_user_text_in_errors_is_escaped(ops_bot: RunningBot) -> None:
     text = reply_text(ops_bot.reply("/alert", "<!here>", user_id=OPS))
     assert "&lt;!here&gt;" in text
     assert "<!here>" not in text
+
+
+def test_every_notice_message_carries_the_level_colour(alerted: RunningBot) -> None:
+    """Liaison channels, the ops tracker and the edits all show the level's colour bar."""
+    notices = [
+        call
+        for call in alerted.slack.calls("chat.postMessage")
+        if call.channel in {*CHANNELS.values(), OPS_CHANNEL}
+    ]
+    assert len(notices) == len(CHANNELS) + 1
+    for call in notices:
+        [bar] = call.params["attachments"]
+        assert bar["color"] == "#d72b3f"
+        assert "Urgence attentat — level 3 of 3" in bar["text"]
