@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import httpx
 from slack_sdk import WebClient
-from sqlmodel import Session
 
-from bot.outbox_worker import DeliveryPolicy, FailureHook, OutboxWorker
+from bot.delivery_failures import report_failures_to
+from bot.outbox_worker import DeliveryPolicy, OutboxWorker
 from bot.settings import Settings
-from commands.alert import delivery_failure_report
 from commands.alert_levels import AlertScale, default_scale
 from commands.capabilities import CapabilityVocabulary, default_vocabulary
 from commands.common import CommandConfig
-from storage import outbox
 from storage.clock import Clock, SystemClock
 from storage.db import Database
-from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -95,17 +92,3 @@ def build_runtime(
         on_failure=report_failures_to(config.ops_channel),
     )
     return Runtime(settings=settings, db=db, clock=clock, config=config, client=client, outbox=worker)
-
-
-def report_failures_to(ops_channel: str | None) -> FailureHook | None:
-    """Tell the operations centre about messages that can never be delivered."""
-    if not ops_channel:
-        return None
-
-    def report(session: Session, message: OutboxMessage, error: str, now: datetime) -> None:
-        if message.lane == ops_channel or message.method == outbox.RESPONSE_URL:
-            return  # the ops channel itself is unreachable, or a user's reply expired: only the log can tell
-        text, blocks = delivery_failure_report(message, error)
-        outbox.post_message(session, ops_channel, text=text, blocks=blocks, now=now)
-
-    return report

@@ -26,7 +26,7 @@ from commands.parsing import quote
 from commands.permissions import may_acknowledge, require_ops
 from storage import alerts, directory, outbox
 from storage.db import serialize_on
-from storage.models import Acknowledgement, AlertNotice, NoticeDelivery, OutboxMessage, OutboxStatus
+from storage.models import Acknowledgement, AlertNotice, NoticeDelivery, OutboxStatus
 
 COMMAND = "/alert"
 RECORDS = False
@@ -563,15 +563,3 @@ def _escalate(
         now=now,
         thread_under=tracker if tracker is not None and tracker.lane == config.ops_channel else None,
     )
-
-
-def delivery_failure_report(message: OutboxMessage, error: str) -> tuple[str, list[Block]]:
-    """What ops read when a message can never be delivered (e.g. Liaison is not in the channel)."""
-    where = f"<#{message.lane}>" if message.lane[:1] in ("C", "G", "D") else f"`{escape(message.lane)}`"
-    advice = {
-        "not_in_channel": "Invite Liaison to the channel (`/invite @liaison`).",
-        "channel_not_found": "The channel no longer exists or is private: re-link the country's channel.",
-        "is_archived": "The channel is archived: link the country's new channel.",
-    }.get(error, "See Liaison's log for details.")
-    text = f":warning: Liaison could not deliver a message to {where}: `{escape(error)}`. {advice}"
-    return text, [section(text)]

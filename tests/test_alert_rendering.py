@@ -14,10 +14,10 @@ from slack_sdk.models.blocks import Block
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from bot.delivery_failures import delivery_failure_report
 from commands.alert import (
     ACTION_ACK,
     broadcast,
-    delivery_failure_report,
     notice_message,
     ops_tracker,
     status_reply,
