@@ -26,8 +26,11 @@ log = logging.getLogger(__name__)
 
 def create_app(runtime: Runtime, *, signing_secret: str, token: str) -> App:
     def authorize(enterprise_id: str | None, team_id: str | None, **_: Any) -> AuthorizeResult:
-        # A single-workspace app: the bot token is known; no auth.test round trip per request.
-        return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token)
+        # A single-workspace app: the bot token is known (or renewed by rotation); no auth.test
+        # round trip per request.
+        return AuthorizeResult(
+            enterprise_id=enterprise_id, team_id=team_id, bot_token=runtime.tokens.current()
+        )
 
     app = App(
         name="liaison",

@@ -3,6 +3,7 @@ multi-threaded WSGI server (waitress). Bolt's sync App is WSGI-native, so nothin
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -24,17 +25,18 @@ MAX_BODY_BYTES = 1_000_000  # Slack's payloads are a few KB
 
 
 class LiaisonWSGI:
-    def __init__(self, app: App, ready: Callable[[], bool]) -> None:
+    def __init__(
+        self, app: App, ready: Callable[[], bool], problems: Callable[[], list[str]] | None = None
+    ) -> None:
         self._slack = SlackRequestHandler(app, path=SLACK_PATH)
         self._ready = ready
+        self._problems = problems or (lambda: [])
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
         if path == HEALTH_PATH and method in ("GET", "HEAD"):
-            ok = self._ready()
-            start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])
-            return [b"ok\n" if ok else b"starting\n"]
+            return self._health(start_response)
         if path == SLACK_PATH:
             if method != "POST":
                 start_response("405 Method Not Allowed", [("Content-Type", "text/plain"), ("Allow", "POST")])
@@ -42,6 +44,22 @@ class LiaisonWSGI:
             return self._slack(environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"not found\n"]
+
+    def _health(self, start_response: StartResponse) -> Iterable[bytes]:
+        """200 `ok` or `degraded` (serving, but Slack delivery needs an admin), 503 while starting."""
+        if not self._ready():
+            body: dict[str, object] = {"status": "starting"}
+            status = "503 Service Unavailable"
+        else:
+            try:
+                reasons = self._problems()
+            except Exception as error:
+                log.exception("health check failed")
+                reasons = [f"health check failed: {type(error).__name__}"]
+            body = {"status": "degraded", "reasons": reasons} if reasons else {"status": "ok"}
+            status = "200 OK"
+        start_response(status, [("Content-Type", "application/json"), ("Cache-Control", "no-store")])
+        return [json.dumps(body).encode() + b"\n"]
 
 
 class HttpServer:

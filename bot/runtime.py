@@ -9,9 +9,10 @@ from datetime import timedelta
 import httpx
 from slack_sdk import WebClient
 
-from bot.delivery_failures import report_failures_to
+from bot.delivery_failures import report_failures_to, report_issues_to
 from bot.outbox_worker import DeliveryPolicy, OutboxWorker
 from bot.settings import Settings
+from bot.tokens import RotatingToken, StaticToken, TokenSource
 from commands.alert_levels import AlertScale, default_scale
 from commands.capabilities import CapabilityVocabulary, default_vocabulary
 from commands.common import CommandConfig
@@ -40,17 +41,43 @@ def command_config(settings: Settings) -> CommandConfig:
     )
 
 
-def build_web_client(settings: Settings, token: str) -> WebClient:
+def build_web_client(settings: Settings, token: str | None) -> WebClient:
     """Slack's Web API at the configured base URL. No automatic retries here: a retried
     chat.postMessage after a lost response would post twice; the outbox retries instead."""
-    return WebClient(token=token, base_url=settings.slack_api_url, timeout=15, retry_handlers=[])
+    return WebClient(
+        token=token or None,
+        base_url=settings.slack_api_url,
+        timeout=int(settings.slack_timeout_seconds),
+        retry_handlers=[],
+    )
 
 
 def delivery_policy(settings: Settings) -> DeliveryPolicy:
+    lease = timedelta(seconds=settings.outbox_lease_seconds)
     return DeliveryPolicy(
+        lease=lease,
+        heartbeat=lease / 3,
+        settle=timedelta(seconds=settings.outbox_settle_seconds),
         lane_interval=timedelta(seconds=settings.outbox_channel_interval_seconds),
         retry_base=timedelta(seconds=settings.outbox_retry_base_seconds),
         max_backoff=timedelta(seconds=settings.outbox_max_backoff_seconds),
+        concurrency=settings.outbox_concurrency,
+    )
+
+
+def token_source(settings: Settings, db: Database, clock: Clock, token: str) -> TokenSource:
+    if not settings.token_rotation:
+        return StaticToken(token)
+    assert settings.slack_refresh_token is not None
+    assert settings.slack_client_secret is not None
+    return RotatingToken(
+        db,
+        clock,
+        build_web_client(settings, None),
+        client_id=settings.slack_client_id or "",
+        client_secret=settings.slack_client_secret.get_secret_value(),
+        refresh_token=settings.slack_refresh_token.get_secret_value(),
+        access_token=token or None,
     )
 
 
@@ -62,6 +89,7 @@ class Runtime:
     config: CommandConfig
     client: WebClient
     outbox: OutboxWorker
+    tokens: TokenSource
     extras: dict[str, object] = field(default_factory=dict)
 
     def close(self) -> None:
@@ -82,6 +110,7 @@ def build_runtime(
     db = db or Database.from_url(settings.database_url)
     client = client or build_web_client(settings, token)
     config = command_config(settings)
+    tokens = token_source(settings, db, clock, token)
     worker = OutboxWorker(
         db,
         client,
@@ -90,5 +119,10 @@ def build_runtime(
         policy=delivery_policy(settings),
         poll_interval=settings.outbox_poll_seconds,
         on_failure=report_failures_to(config.ops_channel),
+        on_issue=report_issues_to(config.ops_channel),
+        ops_channel=config.ops_channel,
+        tokens=tokens,
     )
-    return Runtime(settings=settings, db=db, clock=clock, config=config, client=client, outbox=worker)
+    return Runtime(
+        settings=settings, db=db, clock=clock, config=config, client=client, outbox=worker, tokens=tokens
+    )

@@ -31,6 +31,21 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(
         default=None, validation_alias=_env("SLACK_APP_TOKEN", "slack_app_token")
     )
+    slack_client_id: str | None = Field(
+        default=None, validation_alias=_env("SLACK_CLIENT_ID", "slack_client_id")
+    )
+    slack_client_secret: SecretStr | None = Field(
+        default=None, validation_alias=_env("SLACK_CLIENT_SECRET", "slack_client_secret")
+    )
+    slack_refresh_token: SecretStr | None = Field(
+        default=None, validation_alias=_env("SLACK_REFRESH_TOKEN", "slack_refresh_token")
+    )
+    slack_timeout_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=120,
+        validation_alias=_env("LIAISON_SLACK_TIMEOUT_SECONDS", "slack_timeout_seconds"),
+    )
     slack_api_url: str = Field(
         default=SLACK_API_URL_DEFAULT, validation_alias=_env("SLACK_API_URL", "slack_api_url")
     )
@@ -81,14 +96,29 @@ class Settings(BaseSettings):
         le=60,
         validation_alias=_env("LIAISON_OUTBOX_CHANNEL_INTERVAL_SECONDS", "outbox_channel_interval_seconds"),
     )
+    outbox_concurrency: int = Field(
+        default=8, ge=1, le=64, validation_alias=_env("LIAISON_OUTBOX_CONCURRENCY", "outbox_concurrency")
+    )
+    outbox_lease_seconds: float = Field(
+        default=6.0,
+        ge=1,
+        le=300,
+        validation_alias=_env("LIAISON_OUTBOX_LEASE_SECONDS", "outbox_lease_seconds"),
+    )
+    outbox_settle_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        validation_alias=_env("LIAISON_OUTBOX_SETTLE_SECONDS", "outbox_settle_seconds"),
+    )
     outbox_retry_base_seconds: float = Field(
-        default=2.0,
+        default=1.0,
         gt=0,
         le=600,
         validation_alias=_env("LIAISON_OUTBOX_RETRY_BASE_SECONDS", "outbox_retry_base_seconds"),
     )
     outbox_max_backoff_seconds: float = Field(
-        default=300.0,
+        default=10.0,
         gt=0,
         validation_alias=_env("LIAISON_OUTBOX_MAX_BACKOFF_SECONDS", "outbox_max_backoff_seconds"),
     )
@@ -120,16 +150,25 @@ class Settings(BaseSettings):
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    @property
+    def token_rotation(self) -> bool:
+        """Slack token rotation: the bot token is renewed with the refresh token before it expires."""
+        return _given(self.slack_refresh_token)
+
     def require_slack_credentials(self) -> tuple[str, str]:
-        """The signing secret and bot token, or a ConfigurationError naming what is missing."""
-        missing = [
-            name
-            for name, value in (
-                ("SLACK_SIGNING_SECRET", self.slack_signing_secret),
-                ("SLACK_BOT_TOKEN", self.slack_bot_token),
-            )
-            if value is None or not value.get_secret_value().strip()
+        """The signing secret and bot token (empty when rotation will fetch one), or a
+        ConfigurationError naming what is missing."""
+        needed: list[tuple[str, SecretStr | str | None]] = [
+            ("SLACK_SIGNING_SECRET", self.slack_signing_secret)
         ]
+        if self.token_rotation:
+            needed += [
+                ("SLACK_CLIENT_ID", self.slack_client_id),
+                ("SLACK_CLIENT_SECRET", self.slack_client_secret),
+            ]
+        else:
+            needed.append(("SLACK_BOT_TOKEN", self.slack_bot_token))
+        missing = [name for name, value in needed if not _given(value)]
         if missing:
             raise ConfigurationError(
                 f"{' and '.join(missing)} must be set to serve Slack "
@@ -138,5 +177,11 @@ class Settings(BaseSettings):
                 "To try Liaison without Slack, run `liaison shell --demo`."
             )
         assert self.slack_signing_secret is not None
-        assert self.slack_bot_token is not None
-        return self.slack_signing_secret.get_secret_value(), self.slack_bot_token.get_secret_value()
+        token = self.slack_bot_token.get_secret_value() if self.slack_bot_token is not None else ""
+        return self.slack_signing_secret.get_secret_value(), token
+
+
+def _given(value: SecretStr | str | None) -> bool:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return bool(value and value.strip())

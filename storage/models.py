@@ -97,18 +97,24 @@ class OutboxStatus(StrEnum):
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
+    SUPERSEDED = "superseded"  # an edit or Home publish replaced by a newer one before it was sent
 
 
 class OutboxMessage(SQLModel, table=True):
     """A Web API call owed to Slack, written in the same transaction as the change it reports.
 
     Messages in one lane (a channel, a user's Home tab, a response URL) are delivered in id order.
+    A claim is a short lease (`lease_until`) held under `claim_token` and renewed by the delivering
+    worker's heartbeat; `uncertain_since` marks a post whose outcome is unknown (a timeout, a worker
+    that died mid-call): it is looked up in the channel (by `idem_key` in the message metadata)
+    before it is ever posted again.
     """
 
     __tablename__ = "outbox"
     __table_args__ = (
         Index("ix_outbox_status_due", "status", "next_attempt_at"),
         Index("ix_outbox_lane_id", "lane", "id"),
+        Index("ix_outbox_refers_to", "refers_to_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -117,14 +123,52 @@ class OutboxMessage(SQLModel, table=True):
     payload: str = Field(sa_column=Column(Text, nullable=False))
     refers_to_id: int | None = Field(default=None, foreign_key="outbox.id")  # edited or threaded under
     status: OutboxStatus = Field(default=OutboxStatus.PENDING, sa_type=String(16))
+    priority: int = Field(default=0)
+    purpose: str | None = Field(default=None, max_length=40)
+    idem_key: str | None = Field(default=None, max_length=32)
     attempts: int = 0
+    unknown_errors: int = 0
     created_at: datetime = Field(sa_type=UTCDateTime)
     next_attempt_at: datetime = Field(sa_type=UTCDateTime)
     lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    claim_token: str | None = Field(default=None, max_length=32)
+    uncertain_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error: str | None = Field(default=None, max_length=500)
     slack_channel: str | None = Field(default=None, max_length=32)
     slack_ts: str | None = Field(default=None, max_length=32)
+
+
+class SlackMethodPause(SQLModel, table=True):
+    """Slack answered 429 for a Web API method: nobody calls it again before `until` (all processes)."""
+
+    __tablename__ = "slack_method_pause"
+
+    method: str = Field(primary_key=True, max_length=40)
+    until: datetime = Field(sa_type=UTCDateTime)
+
+
+class ServiceIssue(SQLModel, table=True):
+    """A problem the whole installation has (bad credentials, an unreachable ops channel): shown by
+    /healthz as `degraded`, told to ops once, cleared when it is gone."""
+
+    __tablename__ = "service_issue"
+
+    key: str = Field(primary_key=True, max_length=40)
+    detail: str = Field(max_length=500)
+    since: datetime = Field(sa_type=UTCDateTime)
+
+
+class SlackToken(SQLModel, table=True):
+    """The rotating bot token (Slack token rotation), shared by every process through the database."""
+
+    __tablename__ = "slack_token"
+
+    id: int = Field(default=1, primary_key=True)
+    access_token: str = Field(sa_column=Column(Text, nullable=False))
+    refresh_token: str = Field(sa_column=Column(Text, nullable=False))
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class ScheduledRun(SQLModel, table=True):

@@ -1,29 +1,40 @@
 """The outbox: Web API calls owed to Slack, enqueued in the transaction of the change they report.
 
-Delivery (bot.outbox_worker) claims the oldest undelivered message of each lane, so a lane (a channel)
-sees its messages in order; a claim is a lease, so a second process never sends the same row while
-the first is working on it, and a crashed process's claim expires and is taken over.
+Delivery (bot.outbox_worker) claims the oldest open message of each lane, so a lane (a channel) sees
+its messages in order. A claim is a short lease held under a claim token and renewed by the worker's
+heartbeat while the call is in flight: a live worker's messages are never taken over, a dead worker's
+are taken over as soon as its lease lapses. A post taken over from a dead worker, or whose call timed
+out, is *uncertain*: it is looked up in the channel before it may be posted again.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, case, delete, exists, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
-from storage.models import OutboxMessage, OutboxStatus
+from storage.models import OutboxMessage, OutboxStatus, ServiceIssue, SlackMethodPause
 
 POST_MESSAGE = "chat.postMessage"
 UPDATE_MESSAGE = "chat.update"
 PUBLISH_VIEW = "views.publish"
 RESPONSE_URL = "response_url"
 
+# Priorities: higher goes first when several lanes are due (alert notices before routine replies).
+ROUTINE = 0
+URGENT = 10
+
 _OPEN = (OutboxStatus.PENDING, OutboxStatus.SENDING)
+# Posting twice is visible to people; an edit, a Home publish or a reply to a response URL is not
+# (or cannot be checked): only posts are reconciled after an uncertain outcome.
+RECONCILED_METHODS = frozenset({POST_MESSAGE})
 
 
 def enqueue(
@@ -34,6 +45,8 @@ def enqueue(
     payload: dict[str, Any],
     now: datetime,
     refers_to: OutboxMessage | None = None,
+    priority: int = ROUTINE,
+    purpose: str | None = None,
 ) -> OutboxMessage:
     if refers_to is not None and refers_to.id is None:
         session.flush()
@@ -42,6 +55,9 @@ def enqueue(
         lane=lane,
         payload=json.dumps(payload, ensure_ascii=False),
         refers_to_id=None if refers_to is None else refers_to.id,
+        priority=priority,
+        purpose=purpose,
+        idem_key=uuid.uuid4().hex,
         created_at=now,
         next_attempt_at=now,
     )
@@ -59,6 +75,8 @@ def post_message(
     attachments: list[dict[str, Any]] | None = None,
     now: datetime,
     thread_under: OutboxMessage | None = None,
+    priority: int = ROUTINE,
+    purpose: str | None = None,
 ) -> OutboxMessage:
     payload: dict[str, Any] = {"channel": channel, "text": text}
     if blocks:
@@ -66,7 +84,14 @@ def post_message(
     if attachments:
         payload["attachments"] = attachments
     return enqueue(
-        session, method=POST_MESSAGE, lane=channel, payload=payload, now=now, refers_to=thread_under
+        session,
+        method=POST_MESSAGE,
+        lane=channel,
+        payload=payload,
+        now=now,
+        refers_to=thread_under,
+        priority=priority,
+        purpose=purpose,
     )
 
 
@@ -79,14 +104,30 @@ def update_message(
     attachments: list[dict[str, Any]] | None = None,
     now: datetime,
 ) -> OutboxMessage:
-    """Edit a message we posted (its ts is known once it is delivered; the lane keeps the order)."""
+    """Edit a message we posted (its ts is known once it is delivered; the lane keeps the order).
+
+    An edit still waiting to be sent is superseded by this one: the message shows the latest state
+    after one call, however many changes came in meanwhile.
+    """
     payload: dict[str, Any] = {"text": text}
     if blocks is not None:
         payload["blocks"] = blocks
     if attachments is not None:
         payload["attachments"] = attachments
+    if original.id is not None:
+        _supersede(
+            session,
+            col(OutboxMessage.method) == UPDATE_MESSAGE,
+            col(OutboxMessage.refers_to_id) == original.id,
+        )
     return enqueue(
-        session, method=UPDATE_MESSAGE, lane=original.lane, payload=payload, now=now, refers_to=original
+        session,
+        method=UPDATE_MESSAGE,
+        lane=original.lane,
+        payload=payload,
+        now=now,
+        refers_to=original,
+        priority=original.priority,
     )
 
 
@@ -99,13 +140,27 @@ def respond(
 
 
 def publish_home(session: Session, user_id: str, view: dict[str, Any], *, now: datetime) -> OutboxMessage:
+    """Publish a user's Home tab; a publish still waiting for this user is superseded by this one."""
+    lane = f"home:{user_id}"
+    _supersede(session, col(OutboxMessage.method) == PUBLISH_VIEW, col(OutboxMessage.lane) == lane)
     return enqueue(
         session,
         method=PUBLISH_VIEW,
-        lane=f"home:{user_id}",
+        lane=lane,
         payload={"user_id": user_id, "view": view},
         now=now,
     )
+
+
+def _supersede(session: Session, *conditions: Any) -> None:
+    session.execute(
+        update(OutboxMessage)
+        .where(*conditions, col(OutboxMessage.status) == OutboxStatus.PENDING)
+        .values(status=OutboxStatus.SUPERSEDED, lease_until=None)
+    )
+
+
+# -- claiming ------------------------------------------------------------------------------------
 
 
 def claim_due(
@@ -113,13 +168,17 @@ def claim_due(
     *,
     now: datetime,
     lease: timedelta,
+    settle: timedelta,
     lane_interval: timedelta,
-    limit: int = 20,
+    limit: int,
 ) -> list[OutboxMessage]:
     """Lease up to `limit` messages that are due, each the oldest open message of its lane.
 
-    A lane that delivered a message within `lane_interval` waits (Slack allows about one message per
-    second per channel). Call inside a transaction and commit right after.
+    Due: pending and its time has come, or claimed by a worker whose lease lapsed (it died or hung);
+    a post taken over that way waits `settle` more (a call the dead worker made may still land) and
+    is marked uncertain. A lane that delivered within `lane_interval` rests (Slack allows about one
+    message per second per channel); a method Slack rate-limited is not called before its pause ends.
+    Every message gets its own claim token. Call inside a transaction and commit right after.
     """
     earlier = aliased(OutboxMessage)
     recent = aliased(OutboxMessage)
@@ -133,38 +192,66 @@ def claim_due(
         col(recent.status) == OutboxStatus.SENT,
         col(recent.sent_at) > now - lane_interval,
     )
+    method_is_paused = exists().where(
+        col(SlackMethodPause.method) == col(OutboxMessage.method), col(SlackMethodPause.until) > now
+    )
+    lapsed_before = case(
+        (col(OutboxMessage.method).in_(RECONCILED_METHODS), now - settle),
+        else_=now,
+    )
     is_due = or_(
         and_(col(OutboxMessage.status) == OutboxStatus.PENDING, col(OutboxMessage.next_attempt_at) <= now),
-        and_(col(OutboxMessage.status) == OutboxStatus.SENDING, col(OutboxMessage.lease_until) < now),
+        and_(
+            col(OutboxMessage.status) == OutboxStatus.SENDING, col(OutboxMessage.lease_until) < lapsed_before
+        ),
     )
     query = (
         select(OutboxMessage)
-        .where(is_due, is_head_of_lane, lane_is_rested)
-        .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
+        .where(is_due, is_head_of_lane, lane_is_rested, ~method_is_paused)
+        .order_by(
+            col(OutboxMessage.priority).desc(), col(OutboxMessage.next_attempt_at), col(OutboxMessage.id)
+        )
         .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=OutboxMessage)
     messages = list(session.execute(query).scalars().all())
     for message in messages:
+        if message.status == OutboxStatus.SENDING and message.method in RECONCILED_METHODS:
+            # Its worker vanished mid-delivery: the post may have been made.
+            message.uncertain_since = message.uncertain_since or now
         message.status = OutboxStatus.SENDING
         message.lease_until = now + lease
+        message.claim_token = uuid.uuid4().hex
         message.attempts += 1
         session.add(message)
     session.flush()
     return messages
 
 
-def _finish(session: Session, message_id: int, held_lease: datetime | None, **values: Any) -> bool:
-    """Apply an outcome only if our lease is still the current one (a slow worker may have lost it)."""
+def renew(session: Session, claim_tokens: Iterable[str], *, until: datetime) -> int:
+    """Heartbeat: extend the leases still held under these claim tokens; returns how many."""
+    tokens = list(claim_tokens)
+    if not tokens:
+        return 0
+    result = session.execute(
+        update(OutboxMessage)
+        .where(col(OutboxMessage.claim_token).in_(tokens), col(OutboxMessage.status) == OutboxStatus.SENDING)
+        .values(lease_until=until)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _finish(session: Session, message: OutboxMessage, **values: Any) -> bool:
+    """Apply an outcome only if our claim is still the current one (a hung worker may have lost it)."""
     result = session.execute(
         update(OutboxMessage)
         .where(
-            col(OutboxMessage.id) == message_id,
+            col(OutboxMessage.id) == _id(message),
             col(OutboxMessage.status) == OutboxStatus.SENDING,
-            col(OutboxMessage.lease_until) == held_lease,
+            col(OutboxMessage.claim_token) == message.claim_token,
         )
-        .values(**values)
+        .values(lease_until=None, claim_token=None, **values)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -174,44 +261,92 @@ def mark_sent(
 ) -> bool:
     return _finish(
         session,
-        _id(message),
-        message.lease_until,
+        message,
         status=OutboxStatus.SENT,
         sent_at=now,
         slack_channel=channel,
         slack_ts=ts,
-        lease_until=None,
         last_error=None,
+        uncertain_since=None,
     )
 
 
-def mark_retry(session: Session, message: OutboxMessage, *, at: datetime, error: str) -> bool:
-    return _finish(
-        session,
-        _id(message),
-        message.lease_until,
-        status=OutboxStatus.PENDING,
-        next_attempt_at=at,
-        lease_until=None,
-        last_error=error[:500],
-    )
+def mark_retry(
+    session: Session,
+    message: OutboxMessage,
+    *,
+    at: datetime,
+    error: str,
+    uncertain_since: datetime | None = None,
+    unknown_error: bool = False,
+) -> bool:
+    """Back to pending until `at`. `uncertain_since`: the call may have been carried out."""
+    values: dict[str, Any] = {
+        "status": OutboxStatus.PENDING,
+        "next_attempt_at": at,
+        "last_error": error[:500],
+    }
+    if uncertain_since is not None and message.method in RECONCILED_METHODS:
+        values["uncertain_since"] = message.uncertain_since or uncertain_since
+    if unknown_error:
+        values["unknown_errors"] = message.unknown_errors + 1
+    return _finish(session, message, **values)
 
 
 def mark_failed(session: Session, message: OutboxMessage, *, now: datetime, error: str) -> bool:
-    return _finish(
-        session,
-        _id(message),
-        message.lease_until,
-        status=OutboxStatus.FAILED,
-        sent_at=now,
-        lease_until=None,
-        last_error=error[:500],
-    )
+    return _finish(session, message, status=OutboxStatus.FAILED, sent_at=now, last_error=error[:500])
 
 
 def _id(message: OutboxMessage) -> int:
     assert message.id is not None
     return message.id
+
+
+# -- rate limits and service issues -----------------------------------------------------------------
+
+
+def pause_method(session: Session, method: str, *, until: datetime) -> None:
+    """Slack rate-limited `method`: no process calls it again before `until`."""
+    pause = session.get(SlackMethodPause, method)
+    if pause is None:
+        try:
+            with session.begin_nested():
+                session.add(SlackMethodPause(method=method, until=until))
+            return
+        except IntegrityError:  # another process paused it at the same moment
+            pause = session.get(SlackMethodPause, method)
+            assert pause is not None
+    if pause.until < until:
+        pause.until = until
+        session.add(pause)
+
+
+def record_issue(session: Session, key: str, detail: str, *, now: datetime) -> bool:
+    """Note a problem of the whole installation; True when it is new (tell ops once)."""
+    issue = session.get(ServiceIssue, key)
+    if issue is not None:
+        if issue.detail != detail[:500]:
+            issue.detail = detail[:500]
+            session.add(issue)
+        return False
+    try:
+        with session.begin_nested():
+            session.add(ServiceIssue(key=key, detail=detail[:500], since=now))
+    except IntegrityError:
+        return False  # another process noticed it first and tells ops
+    return True
+
+
+def clear_issue(session: Session, key: str) -> bool:
+    result = session.execute(delete(ServiceIssue).where(col(ServiceIssue.key) == key))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def issues(session: Session) -> Sequence[ServiceIssue]:
+    return session.execute(select(ServiceIssue).order_by(col(ServiceIssue.key))).scalars().all()
+
+
+# -- reading --------------------------------------------------------------------------------------
 
 
 def payload_of(message: OutboxMessage) -> dict[str, Any]:
@@ -229,17 +364,10 @@ def pending_count(session: Session) -> int:
     return int(session.execute(query).scalar_one())
 
 
-def failed_messages(session: Session, since: datetime | None = None) -> Sequence[OutboxMessage]:
-    query = select(OutboxMessage).where(col(OutboxMessage.status) == OutboxStatus.FAILED)
-    if since is not None:
-        query = query.where(col(OutboxMessage.created_at) >= since)
-    return session.execute(query.order_by(col(OutboxMessage.id))).scalars().all()
-
-
-def next_due_at(session: Session) -> datetime | None:
-    """When the next pending message becomes due (for a worker deciding how long to wait)."""
-    query = select(func.min(col(OutboxMessage.next_attempt_at))).where(
-        col(OutboxMessage.status) == OutboxStatus.PENDING
+def oldest_overdue(session: Session, *, now: datetime, by: timedelta) -> datetime | None:
+    """When the oldest message that should have gone out more than `by` ago was created."""
+    query = select(func.min(col(OutboxMessage.created_at))).where(
+        col(OutboxMessage.status).in_(_OPEN), col(OutboxMessage.created_at) < now - by
     )
-    value = session.execute(query).scalar_one_or_none()
+    value: datetime | None = session.execute(query).scalar_one_or_none()
     return value

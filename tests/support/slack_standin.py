@@ -12,12 +12,21 @@ It answers ``POST /api/<method>`` like Slack does (JSON or form-encoded bodies, 
 ``Authorization: Bearer``), records every call in order, serves ``response_url`` endpoints under
 ``/response/<token>``, and can be scripted to fail (HTTP 429 with ``Retry-After``, HTTP 500, or
 ``{"ok": false, "error": ...}``).
+
+Like Slack it keeps each channel's messages (with their ``metadata``) and answers
+``conversations.history`` and ``conversations.replies`` from them; it can be made slow (``delay``:
+the call is carried out at once, the answer comes late, as when Slack answers after the client gave
+up), drop the connection after acting (``drop``), enforce tokens and rotate them
+(``rotate_tokens``: ``oauth.v2.access`` with ``grant_type=refresh_token``; ``expire_token``,
+``revoke_token``), and reports the most calls it had in flight at once (``max_in_flight``).
 """
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -38,7 +47,6 @@ RESPONSE_URL_METHOD = "response_url"
 """``Call.method`` prefix (``response_url:<token>``) and ``fail()`` method name for response URLs."""
 
 _JSON_ENCODED_PARAMS = frozenset({"blocks", "attachments", "view", "metadata"})
-_FIRST_TS_MICROS = 1_700_000_000_000_000
 _TS_STEP_MICROS = 100
 
 Params = dict[str, Any]
@@ -107,11 +115,42 @@ class _ScriptedFailure:
 
 
 @dataclass
+class _ScriptedDelay:
+    method: str | None
+    channel: str | None
+    seconds: float
+    remaining: int | None  # None: until cleared
+    drop: bool = False
+
+    def matches(self, method: str, params: Params) -> bool:
+        return _method_matches(self.method, method) and (
+            self.channel is None or params.get("channel") == self.channel
+        )
+
+
+@dataclass
+class _Rotation:
+    client_id: str
+    client_secret: str
+    refresh_token: str
+    expires_in: int
+    issued: int = 0
+
+
+@dataclass
 class _State:
     calls: list[Call] = field(default_factory=list)
     failures: list[_ScriptedFailure] = field(default_factory=list)
     channel_errors: dict[str, str] = field(default_factory=dict)
     responders: dict[str, Responder] = field(default_factory=dict)
+    history: dict[str, list[Params]] = field(default_factory=dict)  # channel → messages, oldest first
+    delays: list[_ScriptedDelay] = field(default_factory=list)
+    valid_tokens: set[str] | None = None  # None: any token is accepted
+    expired_tokens: set[str] = field(default_factory=set)
+    revoked_tokens: set[str] = field(default_factory=set)
+    rotation: _Rotation | None = None
+    in_flight: int = 0
+    max_in_flight: int = 0
 
 
 class SlackStandIn:
@@ -121,7 +160,7 @@ class SlackStandIn:
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._state = _State()
-        self._ts_counter = itertools.count()
+        self._last_ts_micros = 0
         self._view_counter = itertools.count(1)
         self._server: _StandInServer | None = None
         self._thread: threading.Thread | None = None
@@ -213,6 +252,49 @@ class SlackStandIn:
     def clear_channel_error(self, channel: str) -> None:
         self.set_channel_error(channel, None)
 
+    def delay(
+        self,
+        seconds: float,
+        method: str | None = None,
+        *,
+        channel: str | None = None,
+        times: int | None = None,
+        drop: bool = False,
+    ) -> None:
+        """Carry out matching calls at once but answer ``seconds`` later (``times``: how many calls,
+        None until ``clear_delays``). ``drop=True`` closes the connection instead of answering."""
+        with self._lock:
+            self._state.delays.append(_ScriptedDelay(method, channel, seconds, times, drop))
+
+    def drop(self, method: str | None = None, *, channel: str | None = None, times: int = 1) -> None:
+        """Carry out matching calls, then close the connection without an answer."""
+        self.delay(0.0, method, channel=channel, times=times, drop=True)
+
+    def clear_delays(self) -> None:
+        with self._lock:
+            self._state.delays.clear()
+
+    def rotate_tokens(
+        self, *, client_id: str, client_secret: str, refresh_token: str, expires_in: int = 43_200
+    ) -> None:
+        """Token rotation is on: only tokens issued by ``oauth.v2.access`` are valid."""
+        with self._lock:
+            self._state.rotation = _Rotation(client_id, client_secret, refresh_token, expires_in)
+            self._state.valid_tokens = set()
+
+    def accept_tokens(self, *tokens: str) -> None:
+        """Only these tokens (and those issued later by rotation) are valid."""
+        with self._lock:
+            self._state.valid_tokens = {*(self._state.valid_tokens or set()), *tokens}
+
+    def expire_token(self, token: str) -> None:
+        with self._lock:
+            self._state.expired_tokens.add(token)
+
+    def revoke_token(self, token: str) -> None:
+        with self._lock:
+            self._state.revoked_tokens.add(token)
+
     def set_response(self, method: str, responder: Responder | Mapping[str, Any]) -> None:
         """Override the default answer for ``method`` (a fixed body, or a function of the params)."""
         handler: Responder = responder if callable(responder) else _constant(dict(responder))
@@ -249,6 +331,23 @@ class SlackStandIn:
         """Params of the successful ``chat.postMessage`` calls to ``channel``."""
         return [call.params for call in self.calls("chat.postMessage", channel)]
 
+    def posted(self, channel: str) -> list[dict[str, Any]]:
+        """The messages ``channel`` holds now (as Slack stores them), oldest first; includes posts
+        whose answer was delayed or dropped."""
+        with self._lock:
+            return [dict(message) for message in self._state.history.get(channel, [])]
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most calls this stand-in was answering at the same time."""
+        with self._lock:
+            return self._state.max_in_flight
+
+    @property
+    def issued_tokens(self) -> int:
+        with self._lock:
+            return 0 if self._state.rotation is None else self._state.rotation.issued
+
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         """Block until ``predicate()`` holds; re-checked whenever a call is recorded."""
         with self._changed:
@@ -276,14 +375,36 @@ class SlackStandIn:
 
     # -- request handling (called from server threads) -----------------------------------------
 
-    def _handle(self, method: str, params: Params, headers: dict[str, str]) -> Answer:
+    def _handle(
+        self, method: str, params: Params, headers: dict[str, str]
+    ) -> tuple[Answer, _ScriptedDelay | None]:
         with self._changed:
             status, extra_headers, body = self._answer(method, params, headers)
             error = None if body.get("ok") else str(body.get("error"))
             call = Call(method, params, headers, time.time(), status, error)
             self._state.calls.append(call)
+            delay = self._take_delay(method, params)
             self._changed.notify_all()
-        return status, extra_headers, body
+        return (status, extra_headers, body), delay
+
+    def _take_delay(self, method: str, params: Params) -> _ScriptedDelay | None:
+        for delay in self._state.delays:
+            if delay.matches(method, params):
+                if delay.remaining is not None:
+                    delay.remaining -= 1
+                    if delay.remaining <= 0:
+                        self._state.delays.remove(delay)
+                return delay
+        return None
+
+    def _enter(self) -> None:
+        with self._lock:
+            self._state.in_flight += 1
+            self._state.max_in_flight = max(self._state.max_in_flight, self._state.in_flight)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._state.in_flight -= 1
 
     def _answer(self, method: str, params: Params, headers: dict[str, str]) -> Answer:
         failure = self._take_failure(method, params)
@@ -294,9 +415,56 @@ class SlackStandIn:
             return 200, {}, {"ok": False, "error": channel_error}
         if method.startswith(RESPONSE_URL_METHOD + ":"):
             return 200, {}, {"ok": True}
-        if "authorization" not in headers and "token" not in params:
-            return 200, {}, {"ok": False, "error": "not_authed"}
+        if method == "oauth.v2.access":
+            return 200, {}, self._oauth_v2_access(params, headers)
+        token_error = self._token_error(headers, params)
+        if token_error is not None:
+            return 200, {}, {"ok": False, "error": token_error}
         return 200, {}, self._default_answer(method, params)
+
+    def _token_error(self, headers: dict[str, str], params: Params) -> str | None:
+        auth = headers.get("authorization", "")
+        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else params.get("token")
+        if not token:
+            return "not_authed"
+        state = self._state
+        if token in state.revoked_tokens:
+            return "token_revoked"
+        if token in state.expired_tokens:
+            return "token_expired"
+        if state.valid_tokens is not None and token not in state.valid_tokens:
+            return "invalid_auth"
+        return None
+
+    def _oauth_v2_access(self, params: Params, headers: dict[str, str]) -> Params:
+        rotation = self._state.rotation
+        client_id, client_secret = _basic_auth(headers)
+        client_id = client_id or str(params.get("client_id", ""))
+        client_secret = client_secret or str(params.get("client_secret", ""))
+        if rotation is None or (client_id, client_secret) != (rotation.client_id, rotation.client_secret):
+            return {"ok": False, "error": "invalid_client_id" if rotation else "invalid_code"}
+        if params.get("grant_type") != "refresh_token":
+            return {"ok": False, "error": "invalid_grant_type"}
+        if params.get("refresh_token") != rotation.refresh_token:
+            return {"ok": False, "error": "invalid_refresh_token"}
+        rotation.issued += 1
+        access = f"xoxe.xoxb-1-rotated-{rotation.issued}"
+        rotation.refresh_token = f"xoxe-1-refresh-{rotation.issued}"  # the old one is spent
+        assert self._state.valid_tokens is not None
+        self._state.valid_tokens.add(access)
+        return {
+            "ok": True,
+            "app_id": "A123456",
+            "access_token": access,
+            "expires_in": rotation.expires_in,
+            "refresh_token": rotation.refresh_token,
+            "token_type": "bot",
+            "scope": "commands,chat:write",
+            "bot_user_id": BOT_USER_ID,
+            "team": {"id": TEAM_ID, "name": TEAM_NAME},
+            "enterprise": None,
+            "is_enterprise_install": False,
+        }
 
     def _take_failure(self, method: str, params: Params) -> _ScriptedFailure | None:
         for failure in self._state.failures:
@@ -315,7 +483,9 @@ class SlackStandIn:
         return builder(self, params) if builder is not None else {"ok": True}
 
     def _next_ts(self) -> str:
-        micros = _FIRST_TS_MICROS + (next(self._ts_counter) + 1) * _TS_STEP_MICROS
+        """Like Slack's: the server's time in microseconds, unique and increasing."""
+        micros = max(int(time.time() * 1_000_000), self._last_ts_micros + _TS_STEP_MICROS)
+        self._last_ts_micros = micros
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     # -- default answers -----------------------------------------------------------------------
@@ -334,10 +504,53 @@ class SlackStandIn:
 
     def _post_message(self, params: Params) -> Params:
         ts = self._next_ts()
-        return {"ok": True, "channel": params.get("channel"), "ts": ts, "message": _message(params, ts)}
+        message = _message(params, ts)
+        channel = str(params.get("channel"))
+        thread_ts = params.get("thread_ts")
+        history = self._state.history.setdefault(channel, [])
+        if thread_ts:
+            parent = next((m for m in history if m["ts"] == thread_ts), None)
+            if parent is None:
+                return {"ok": False, "error": "thread_not_found"}
+            parent["reply_count"] = int(parent.get("reply_count", 0)) + 1
+        history.append(message)
+        return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _history(self, params: Params) -> Params:
+        return self._page(params, lambda m: not m.get("thread_ts") or m.get("thread_ts") == m["ts"], True)
+
+    def _replies(self, params: Params) -> Params:
+        ts = params.get("ts")
+        channel = str(params.get("channel"))
+        if not any(m["ts"] == ts for m in self._state.history.get(channel, [])):
+            return {"ok": False, "error": "thread_not_found"}
+        return self._page(params, lambda m: m["ts"] == ts or m.get("thread_ts") == ts, False)
+
+    def _page(self, params: Params, keep: Callable[[Params], bool], newest_first: bool) -> Params:
+        """A page of a channel's messages as conversations.history/replies return them."""
+        channel = str(params.get("channel"))
+        if channel not in self._state.history and not channel.startswith(("C", "G", "D")):
+            return {"ok": False, "error": "channel_not_found"}
+        oldest = float(params.get("oldest") or 0)
+        limit = int(params.get("limit") or 100)
+        offset = int(params.get("cursor") or 0)
+        with_metadata = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
+        selected = [m for m in self._state.history.get(channel, []) if keep(m) and float(m["ts"]) >= oldest]
+        if newest_first:
+            selected.reverse()
+        page = selected[offset : offset + limit]
+        more = offset + limit < len(selected)
+        messages = [m if with_metadata else {k: v for k, v in m.items() if k != "metadata"} for m in page]
+        answer: Params = {"ok": True, "messages": [dict(m) for m in messages], "has_more": more}
+        answer["response_metadata"] = {"next_cursor": str(offset + limit) if more else ""}
+        return answer
 
     def _update(self, params: Params) -> Params:
         ts = params.get("ts")
+        for message in self._state.history.get(str(params.get("channel")), []):
+            if message["ts"] == ts:
+                message.update({k: v for k, v in params.items() if k in ("text", "blocks", "attachments")})
+                message["edited"] = {"user": BOT_USER_ID, "ts": self._next_ts()}
         return {
             "ok": True,
             "channel": params.get("channel"),
@@ -403,6 +616,8 @@ _DEFAULT_ANSWERS: dict[str, Callable[[SlackStandIn, Params], Params]] = {
     "views.update": SlackStandIn._view,
     "views.push": SlackStandIn._view,
     "conversations.info": SlackStandIn._conversations_info,
+    "conversations.history": SlackStandIn._history,
+    "conversations.replies": SlackStandIn._replies,
     "users.info": SlackStandIn._users_info,
 }
 
@@ -432,7 +647,21 @@ class _Handler(BaseHTTPRequestHandler):
             return
         params = {**dict(parse_qsl(url.query, keep_blank_values=True)), **body_params}
         headers = {name.lower(): value for name, value in self.headers.items()}
-        self._send(*self.server.standin._handle(method, params, headers))
+        standin = self.server.standin
+        standin._enter()
+        try:
+            answer, delay = standin._handle(method, params, headers)
+            if delay is not None and delay.seconds > 0:
+                time.sleep(delay.seconds)  # the call was carried out; the answer is late
+            if delay is not None and delay.drop:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            self._send(*answer)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up waiting
+        finally:
+            standin._leave()
 
     def _read_body(self) -> Params:
         length = int(self.headers.get("Content-Length") or 0)
@@ -493,6 +722,15 @@ def _message(params: Params, ts: str) -> Params:
         if key in params:
             message[key] = params[key]
     return message
+
+
+def _basic_auth(headers: dict[str, str]) -> tuple[str, str]:
+    auth = headers.get("authorization", "")
+    if not auth.startswith("Basic "):
+        return "", ""
+    decoded = base64.b64decode(auth.removeprefix("Basic ")).decode()
+    user, _, password = decoded.partition(":")
+    return user, password
 
 
 def _constant(body: Params) -> Responder:
