@@ -123,6 +123,7 @@ def demo_data(settings: Settings, *, force: bool) -> int:
 
 def serve(settings: Settings, *, host: str, port: int, socket_mode: bool) -> int:
     from bot.app import create_app
+    from bot.health import delivery_problems
     from bot.http import HttpServer, LiaisonWSGI
     from bot.runtime import build_runtime
 
@@ -135,7 +136,8 @@ def serve(settings: Settings, *, host: str, port: int, socket_mode: bool) -> int
     try:
         if socket_mode:
             return _serve_socket_mode(settings, app, ready)
-        server = HttpServer(LiaisonWSGI(app, ready.is_set), host, port, settings.http_threads)
+        wsgi = LiaisonWSGI(app, ready.is_set, lambda: delivery_problems(runtime))
+        server = HttpServer(wsgi, host, port, settings.http_threads)
 
         def stop(signum: int, _frame: FrameType | None) -> None:
             # waitress's loop ends cleanly on SystemExit raised in the serving thread (this one).

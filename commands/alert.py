@@ -148,6 +148,7 @@ def broadcast(
             blocks=blocks,
             attachments=level_bar(notice, config),
             now=now,
+            priority=outbox.URGENT,
         )
         notice.ops_message_id = tracker.id
         session.add(notice)
@@ -174,7 +175,13 @@ def _deliver(
     assert notice.id is not None
     text, blocks = notice_message(notice, config, country=target.country, ack=ack, now=now)
     message = outbox.post_message(
-        session, target.channel, text=text, blocks=blocks, attachments=level_bar(notice, config), now=now
+        session,
+        target.channel,
+        text=text,
+        blocks=blocks,
+        attachments=level_bar(notice, config),
+        now=now,
+        priority=outbox.URGENT,  # alert notices go before routine messages
     )
     assert message.id is not None
     session.add(

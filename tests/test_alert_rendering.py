@@ -259,6 +259,7 @@ def test_broadcast_queues_a_valid_message_per_channel_and_a_tracker(session: Ses
     for message in messages:
         assert message.method == outbox.POST_MESSAGE
         assert message.status == OutboxStatus.PENDING
+        assert message.priority == outbox.URGENT  # ahead of routine messages after an outage
         payload = outbox.payload_of(message)
         assert payload["channel"] == message.lane
         assert_valid(payload["text"], payload["blocks"])

@@ -17,6 +17,10 @@ REQUIRED_SCOPES = {
     "commands",
     "chat:write",
     "chat:write.public",
+    # the outbox reconciles uncertain posts (bot/reconcile.py) in public, private and DM channels
+    "channels:history",
+    "groups:history",
+    "im:history",
     "channels:read",
     "groups:read",
     "users:read",

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlmodel import SQLModel
 
 from bot.app import create_app
+from bot.health import delivery_problems
 from bot.http import HttpServer, LiaisonWSGI
 from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings
@@ -91,7 +92,8 @@ def running_bot(
     runtime = build_runtime(settings, token=BOT_TOKEN, clock=clock)
     runtime.db.migrate()
     app = create_app(runtime, signing_secret=signing_secret, token=BOT_TOKEN)
-    server = HttpServer(LiaisonWSGI(app, lambda: True), "127.0.0.1", 0, threads=4)
+    wsgi = LiaisonWSGI(app, lambda: True, lambda: delivery_problems(runtime))
+    server = HttpServer(wsgi, "127.0.0.1", 0, threads=4)
     server.start_in_thread()
     url = f"http://127.0.0.1:{server.port}"
     client = SignedClient(url, signing_secret)

@@ -295,6 +295,12 @@ class SlackStandIn:
         with self._lock:
             self._state.revoked_tokens.add(token)
 
+    def restore_token(self, token: str) -> None:
+        """Undo ``expire_token``/``revoke_token`` (an admin fixed the installation)."""
+        with self._lock:
+            self._state.expired_tokens.discard(token)
+            self._state.revoked_tokens.discard(token)
+
     def set_response(self, method: str, responder: Responder | Mapping[str, Any]) -> None:
         """Override the default answer for ``method`` (a fixed body, or a function of the params)."""
         handler: Responder = responder if callable(responder) else _constant(dict(responder))
