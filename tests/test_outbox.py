@@ -473,10 +473,9 @@ def test_without_history_scope_an_uncertain_post_is_reported_not_repeated(box: O
     assert any("delivery uncertain" in text for text in box.texts("C0OPS"))
 
 
-def test_a_claim_abandoned_after_posting_is_taken_over_and_not_posted_again(box: Outbox) -> None:
-    message = box.post("C0POLAND", "hello")
-    with box.db.session() as session:  # a process claims it, posts it, then dies before recording it
-        [claimed] = outbox.claim_due(
+def claim_as_a_process_that_dies(box: Outbox) -> list[OutboxMessage]:
+    with box.db.session() as session:
+        return outbox.claim_due(
             session,
             now=box.clock.now(),
             lease=POLICY.lease,
@@ -484,6 +483,11 @@ def test_a_claim_abandoned_after_posting_is_taken_over_and_not_posted_again(box:
             lane_interval=timedelta(0),
             limit=10,
         )
+
+
+def test_a_claim_abandoned_after_posting_is_taken_over_and_not_posted_again(box: Outbox) -> None:
+    message = box.post("C0POLAND", "hello")
+    [claimed] = claim_as_a_process_that_dies(box)  # it posts, then dies before recording it
     assert claimed.id == message
     assert claimed.idem_key is not None
     WebClient(token=TOKEN, base_url=box.slack.base_url).chat_postMessage(
@@ -502,15 +506,7 @@ def test_a_claim_abandoned_after_posting_is_taken_over_and_not_posted_again(box:
 
 def test_a_claim_abandoned_before_posting_is_posted_once(box: Outbox) -> None:
     message = box.post("C0POLAND", "hello")
-    with box.db.session() as session:
-        outbox.claim_due(
-            session,
-            now=box.clock.now(),
-            lease=POLICY.lease,
-            settle=POLICY.settle,
-            lane_interval=timedelta(0),
-            limit=10,
-        )
+    claim_as_a_process_that_dies(box)
     box.advance(11.1)
     box.worker().drain()
     assert box.in_channel("C0POLAND") == ["hello"]
