@@ -128,7 +128,7 @@ def title_from(raw: str) -> str:
 def reason_from(raw: str, what: str, example: str) -> str:
     text = plain_text(raw).strip()
     if len(text) < MIN_REASON:
-        raise UsageError(f"{what} is required.", hint=f"e.g. `{example}`")
+        raise UsageError(f"{what} is required (at least {MIN_REASON} characters).", hint=f"e.g. `{example}`")
     if len(text) > MAX_REASON:
         raise UsageError(f"{what} is too long ({len(text)} characters; at most {MAX_REASON}).")
     return text
@@ -620,8 +620,17 @@ def escalation_channel(config: CommandConfig) -> str | None:
 
 
 def _announce(
-    session: Session, incident: Incident, config: CommandConfig, now: datetime, what: str, *, link: str | None
+    session: Session,
+    incident: Incident,
+    config: CommandConfig,
+    now: datetime,
+    what: str,
+    *,
+    link: str | None,
+    countries_too: bool = True,
 ) -> None:
+    """To the escalation channel (paging the on-call group for sev1/sev2) and, unless told
+    otherwise, to the liaison channels of the countries involved (not where the card is)."""
     name, emoji = SEVERITIES[incident.severity]
     where = card_reference(incident, link)
     countries = country_names(incident)
@@ -630,11 +639,11 @@ def _announce(
         lines.append(f"Countries: {countries}")
     lines.append(where)
     channel = escalation_channel(config)
-    if channel and channel != incident.channel_id:
+    if channel:
         page = f"<!subteam^{config.oncall_group}> " if config.oncall_group and incident.severity <= 2 else ""
         body = "\n".join([page + lines[0], *lines[1:]]) if page else "\n".join(lines)
         outbox.post_message(session, channel, text=body, blocks=[section(body)], now=now)
-    for code in country_codes(incident):
+    for code in country_codes(incident) if countries_too else []:
         country = country_by_code(code)
         for channel_link in directory.links(session, code):
             if channel_link.channel_id in (incident.channel_id, channel):
@@ -723,8 +732,14 @@ def fire_timers(
         else:
             owner = mention(incident.owner) if incident.owner else "nobody"
             what = f":alarm_clock: *No update* for {minutes} min (owner: {owner})."
-        _announce(session, incident, config, now, what, link=(links or {}).get(incident.id))
+        link = (links or {}).get(incident.id)
+        _announce(session, incident, config, now, what, link=link, countries_too=False)
         incidents.add_event(session, incident, kind=f"timer-{timer.value}", actor="", text=what, now=now)
-        _thread_reply(session, incident, what + " Re-announced in the escalation channel.", now)
+        where = (
+            f" Re-announced in <#{escalation_channel(config)}>."
+            if escalation_channel(config)
+            else " (No escalation channel is configured: LIAISON_ESCALATION_CHANNEL.)"
+        )
+        _thread_reply(session, incident, what + where, now)
         fired += 1
     return fired

@@ -717,6 +717,7 @@ def test_timers_reannounce_once_per_lapse(ibot: RunningBot, log: PostLog) -> Non
     assert first.text.startswith(f"<!subteam^{ONCALL}>")
     assert f"p{card.ts.replace('.', '')}" in first.text  # linked to the (delivered) card
     assert "no owner" in log.thread(ROOM, card.ts)[-1].text
+    assert "Re-announced in <#C0ESCAL>" in log.thread(ROOM, card.ts)[-1].text
 
     ibot.advance(minutes=10)
     assert run_timers(ibot) == 1  # the next lapse
@@ -733,6 +734,7 @@ def test_timers_reannounce_once_per_lapse(ibot: RunningBot, log: PostLog) -> Non
     ibot.advance(hours=3)
     assert run_timers(ibot) == 0
     assert len(reannouncements(log)) == 3
+    assert len(log.top_level("C0PL")) == 1  # Poland heard of the opening; re-announcements go to escalation
 
 
 def test_sev3_and_sev4_have_no_timers_until_escalated(ibot: RunningBot, log: PostLog) -> None:
