@@ -42,9 +42,9 @@ from commands.incident_card import (
     ref,
     timeline_blocks,
 )
+from commands.incident_text import plain_text
 from commands.parsing import country_from, quote
 from commands.permissions import is_ops, ops_and_admins
-from commands.slack_text import plain_text
 from storage import directory, incidents, outbox
 from storage.incidents import Timer
 from storage.models import Incident, IncidentEvent, IncidentStatus

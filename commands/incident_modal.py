@@ -16,8 +16,8 @@ from commands.common import UsageError, mention
 from commands.countries import Country, country_by_code
 from commands.incident import MAX_COUNTRIES, MAX_DESCRIPTION, MAX_TITLE, OpenRequest, Source, title_from
 from commands.incident_card import SEVERITIES
+from commands.incident_text import plain_text
 from commands.parsing import country_from
-from commands.slack_text import plain_text
 
 CALLBACK_ID = "incident_open"
 SHORTCUT_CALLBACK_ID = "incident_from_message"

@@ -11,7 +11,7 @@ from commands.common import UsageError
 from commands.incident import escalation_target, incident_id_from, parse_open, severity_from
 from commands.incident_card import parse_button_value
 from commands.incident_modal import ModalContext, parse_submission, prefill_from_message
-from commands.slack_text import plain_text
+from commands.incident_text import plain_text
 
 
 def test_parse_open_defaults_to_sev3_and_takes_several_countries() -> None:

@@ -1,4 +1,8 @@
-"""Text as Slack sends it (entity-encoded, mentions and links in angle brackets) made plain.
+"""Incident text as Slack sends it (entity-encoded, mentions and links in angle brackets) made plain.
+
+Merge note: a shared decoder (decode once at the edge, in `clean_text`) is being written on
+another branch; once it is in, the command path must not decode again here — only view inputs
+and message text (which do not pass through `clean_text`) still need decoding.
 
 Slack encodes `&`, `<`, `>` in slash-command text, view inputs and message text; real mentions
 and links arrive as `<@U123|name>`, `<#C123|name>`, `<!channel>`, `<https://…|label>`. Free text
