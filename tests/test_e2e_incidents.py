@@ -374,6 +374,25 @@ def test_a_refused_button_press_gets_an_ephemeral_explanation(
     assert the_incident(ibot).status == IncidentStatus.OPEN
 
 
+def test_ops_may_take_over_an_owned_incident_but_a_liaison_may_not(
+    ibot: RunningBot, slack: SlackStandIn, log: PostLog
+) -> None:
+    open_incident(ibot, "sev3 Radio silence from a patrol --country poland --country spain")
+    card = the_card(log)
+    assert press(ibot, card.params, ACTION_OWN, user_id=PL1, ts=card.ts) == 200
+    ibot.deliver()
+    owned = latest_card(slack, log)
+    assert press(ibot, owned, ACTION_OWN, user_id=ES1, ts=card.ts, token="es1") == 200
+    ibot.deliver()
+    [answer] = ephemeral_answers(slack, "es1")
+    assert "INC-1 is owned by <@U0PL1>; only ops or an admin can take it over." in answer
+    assert the_incident(ibot).owner == PL1
+    assert press(ibot, owned, ACTION_OWN, user_id=OPS, ts=card.ts) == 200
+    ibot.deliver()
+    assert the_incident(ibot).owner == OPS
+    assert "<@U0OPS> took over *INC-1* from <@U0PL1>." in log.thread(ROOM, card.ts)[-1].text
+
+
 # -- bad input -----------------------------------------------------------------------------------------
 
 
