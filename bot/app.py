@@ -14,14 +14,15 @@ from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 from sqlalchemy.exc import IntegrityError
 
-from bot import home
+from bot import home, incidents
 from bot.dispatch import caller_from_command, handle_alert_ack, handle_duplicate_choice, run_command
 from bot.registry import COMMAND_MODULES
 from bot.runtime import Runtime
-from commands import alert, duplicates
+from commands import alert, duplicates, incident
 from storage.models import ProcessedEvent
 
 log = logging.getLogger(__name__)
+OWN_LISTENERS = frozenset({incident.COMMAND})  # commands whose listener is registered by their bot module
 
 
 def create_app(runtime: Runtime, *, signing_secret: str, token: str) -> App:
@@ -69,7 +70,9 @@ def _skip_redelivered_events(runtime: Runtime) -> Any:
 
 def register(app: App, runtime: Runtime) -> None:
     for module in COMMAND_MODULES:
-        app.command(module.COMMAND)(_command_listener(runtime, module))
+        if module.COMMAND not in OWN_LISTENERS:
+            app.command(module.COMMAND)(_command_listener(runtime, module))
+    incidents.register(app, runtime)  # /incident, its buttons, modal and message shortcut
 
     @app.action(re.compile(f"^({duplicates.ACTION_RECORD_AGAIN}|{duplicates.ACTION_DISCARD})$"))
     def duplicate_choice(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:

@@ -38,6 +38,10 @@ def command_config(settings: Settings) -> CommandConfig:
         ops_channel=settings.ops_channel or None,
         alert_scale=AlertScale.from_spec(settings.alert_levels) if settings.alert_levels else default_scale(),
         ack_remind=timedelta(minutes=settings.ack_remind_minutes),
+        escalation_channel=settings.escalation_channel or None,
+        oncall_group=settings.oncall_group,
+        incident_owner_timeout=timedelta(minutes=settings.incident_owner_minutes),
+        incident_update_timeout=timedelta(minutes=settings.incident_update_minutes),
     )
 
 

@@ -1,4 +1,4 @@
-"""Scheduled work (APScheduler 3): acknowledgement reminders and escalations.
+"""Scheduled work (APScheduler 3): acknowledgement reminders and escalations, incident timers.
 
 Jobs are defined in code on every process; what they do is derived from the database and claimed
 row by row there, so several bot processes and restarts neither lose nor double a reminder.
@@ -13,6 +13,7 @@ from datetime import timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from bot.incidents import run_incident_timers
 from bot.runtime import Runtime
 from commands.alert import send_reminders
 from storage.housekeeping import prune
@@ -20,6 +21,7 @@ from storage.housekeeping import prune
 log = logging.getLogger(__name__)
 
 REMINDER_JOB = "alert-acknowledgement-reminders"
+INCIDENT_TIMERS_JOB = "incident-escalation-timers"
 HOUSEKEEPING_JOB = "prune-bookkeeping"
 BOOKKEEPING_RETENTION = timedelta(days=2)
 
@@ -49,6 +51,14 @@ def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
         args=[runtime],
         id=REMINDER_JOB,
         name="remind silent countries, escalate to ops",
+        replace_existing=True,
+    )
+    scheduler.add_job(
+        _safely(run_incident_timers),
+        CronTrigger(second=30, timezone=runtime.config.zone),  # every minute, between reminder runs
+        args=[runtime],
+        id=INCIDENT_TIMERS_JOB,
+        name="re-announce sev1/sev2 incidents without an owner or an update",
         replace_existing=True,
     )
     scheduler.add_job(

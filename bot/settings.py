@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -122,6 +123,35 @@ class Settings(BaseSettings):
         gt=0,
         validation_alias=_env("LIAISON_OUTBOX_MAX_BACKOFF_SECONDS", "outbox_max_backoff_seconds"),
     )
+
+    escalation_channel: str | None = Field(
+        default=None, validation_alias=_env("LIAISON_ESCALATION_CHANNEL", "escalation_channel")
+    )
+    oncall_group: str | None = Field(
+        default=None, validation_alias=_env("LIAISON_ONCALL_GROUP", "oncall_group")
+    )
+    incident_owner_minutes: int = Field(
+        default=10,
+        ge=1,
+        le=24 * 60,
+        validation_alias=_env("LIAISON_INCIDENT_OWNER_MINUTES", "incident_owner_minutes"),
+    )
+    incident_update_minutes: int = Field(
+        default=30,
+        ge=1,
+        le=24 * 60,
+        validation_alias=_env("LIAISON_INCIDENT_UPDATE_MINUTES", "incident_update_minutes"),
+    )
+
+    @field_validator("oncall_group")
+    @classmethod
+    def _user_group_id(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not re.fullmatch(r"S[A-Z0-9]{2,30}", value):
+            raise ValueError("LIAISON_ONCALL_GROUP must be a Slack user-group id such as S0123ABCD")
+        return value
 
     @field_validator("admins", mode="before")
     @classmethod

@@ -26,7 +26,8 @@ from bot.app import create_app
 from bot.registry import COMMANDS
 from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings
-from bot.text_render import render_message
+from bot.text_render import ShellForm, render_message
+from commands.incident_modal import SHORTCUT_CALLBACK_ID
 
 SHELL_USER = "USHELL"
 SHELL_CHANNEL = "CSHELL"
@@ -37,7 +38,10 @@ SHELL_TOKEN = "xoxb-shell"  # noqa: S105  (not a secret: the console never reach
 HELP = """Type a slash command as in Slack, e.g. /arrivals poland 40 — or:
   :user U123      act as another Slack user id (now: {user})
   :channel C123   type in another channel (now: {channel})
-  :click N        press button N of the last reply
+  :click N        press button N of the last messages shown
+  :shortcut TEXT  "Open an incident" on a message saying TEXT in this channel
+  :set F VALUE    fill field F of the open form    :submit / :cancel  send or drop the form
+  :form           show the open form again
   :help           this help        :quit  leave (or Ctrl-D)
 Commands: {commands}"""
 
@@ -49,20 +53,31 @@ class ConsoleWebClient(WebClient):
         super().__init__(token=SHELL_TOKEN, base_url="https://shell.invalid/api/", retry_handlers=[])
         self._out = out
         self._counter = 0
+        self.buttons: list[dict[str, Any]] = []  # shared with the Shell: buttons of what was shown
+        self.forms: list[ShellForm] = []  # modals opened (views.open); the last one is on screen
 
     def api_call(self, api_method: str, **kwargs: Any) -> SlackResponse:
         payload: dict[str, Any] = dict(kwargs.get("json") or kwargs.get("params") or kwargs.get("data") or {})
         self._counter += 1
         ts = f"{time.time():.6f}"[:-2] + f"{self._counter % 100:02d}"
         target = payload.get("channel") or payload.get("user_id") or ""
+        data: dict[str, Any] = {"ok": True, "channel": target, "ts": payload.get("ts") or ts}
         if api_method in ("chat.postMessage", "chat.update"):
             verb = "edits a message in" if api_method == "chat.update" else "posts to"
             thread = " (in thread)" if payload.get("thread_ts") else ""
-            print(f"\n→ Liaison {verb} #{target}{thread}:", file=self._out)
-            print(_indent(render_message(payload)), file=self._out)
+            print(f"\n→ Liaison {verb} #{target}{thread} [ts {data['ts']}]:", file=self._out)
+            print(_indent(render_message(payload, self.buttons)), file=self._out)
         elif api_method == "views.publish":
             print(f"\n→ Liaison refreshes the Home tab of @{target}", file=self._out)
-        data = {"ok": True, "channel": target, "ts": payload.get("ts") or ts}
+        elif api_method == "views.open":
+            view = dict(payload.get("view") or {})
+            view["id"] = f"VSHELL{self._counter}"
+            self.forms.append(ShellForm(view))
+            print(f"\n→ Liaison opens a form for you:\n{_indent(self.forms[-1].render())}", file=self._out)
+            data = {"ok": True, "view": view}
+        elif api_method == "chat.getPermalink":
+            message = str(payload.get("message_ts", "")).replace(".", "")
+            data = {"ok": True, "permalink": f"https://shell.invalid/archives/{target}/p{message}"}
         return SlackResponse(
             client=self,
             http_verb="POST",
@@ -72,6 +87,11 @@ class ConsoleWebClient(WebClient):
             headers={},
             status_code=200,
         )
+
+
+def _slack_encode(text: str) -> str:
+    """Text the way Slack sends what a user typed."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _indent(text: str) -> str:
@@ -99,6 +119,7 @@ class Shell:
         self.user = SHELL_USER
         self.channel = SHELL_CHANNEL
         self.buttons: list[dict[str, Any]] = []
+        self.console: ConsoleWebClient | None = None
 
     def handle_line(self, line: str) -> bool:
         """Run one line; False when the user asked to leave."""
@@ -130,6 +151,10 @@ class Shell:
             self._say(f"Now typing in #{arg}.")
         elif word == ":click" and arg.isdigit() and 1 <= int(arg) <= len(self.buttons):
             self._click(self.buttons[int(arg) - 1])
+        elif word == ":shortcut" and arg:
+            self._shortcut(arg)
+        elif word in (":form", ":set", ":submit", ":cancel"):
+            self._form_command(word, arg)
         else:
             self._say(HELP.format(user=self.user, channel=self.channel, commands=", ".join(sorted(COMMANDS))))
         return True
@@ -176,12 +201,79 @@ class Shell:
                 }
             ],
         }
-        self.buttons = []
+        self.buttons.clear()
         response = self._dispatch(
             urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
         )
         if response.status != 200:
             self._say(f"(the bot answered HTTP {response.status})")
+        self._deliver_outbox()
+
+    def _shortcut(self, text: str) -> None:
+        """The message shortcut "Open an incident" on a message saying `text` in this channel."""
+        ts = f"{time.time():.6f}"
+        payload = {
+            "type": "message_action",
+            "callback_id": SHORTCUT_CALLBACK_ID,
+            "trigger_id": secrets.token_hex(8),
+            "team": {"id": SHELL_TEAM, "domain": "shell"},
+            "user": {"id": self.user, "username": self.user.lower(), "team_id": SHELL_TEAM},
+            "channel": {"id": self.channel, "name": self.channel.lower()},
+            "message_ts": ts,
+            "message": {"type": "message", "user": self.user, "ts": ts, "text": _slack_encode(text)},
+            "response_url": SHELL_RESPONSE_URL,
+            "token": "shell",
+        }
+        response = self._dispatch(
+            urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
+        )
+        if response.status != 200:
+            self._say(f"(the bot answered HTTP {response.status})")
+        self._deliver_outbox()
+
+    def _form_command(self, word: str, arg: str) -> None:
+        form = self.console.forms[-1] if self.console is not None and self.console.forms else None
+        if form is None:
+            self._say("No form is open. `/incident` alone or `:shortcut TEXT` opens one.")
+            return
+        if word == ":form":
+            self._say(form.render())
+        elif word == ":cancel":
+            assert self.console is not None
+            self.console.forms.pop()
+            self._say("Form closed; nothing was sent.")
+        elif word == ":set":
+            field, _, value = arg.partition(" ")
+            self._say(form.set(field, value.strip()))
+        else:
+            self._submit(form)
+
+    def _submit(self, form: ShellForm) -> None:
+        payload = {
+            "type": "view_submission",
+            "team": {"id": SHELL_TEAM, "domain": "shell"},
+            "user": {"id": self.user, "username": self.user.lower(), "team_id": SHELL_TEAM},
+            "api_app_id": "ASHELL",
+            "token": "shell",
+            "trigger_id": secrets.token_hex(8),
+            "view": {**form.view, "state": {"values": form.state_values()}},
+        }
+        response = self._dispatch(
+            urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
+        )
+        if response.status != 200:
+            self._say(f"(the bot answered HTTP {response.status})")
+            return
+        answer = json.loads(response.body) if response.body else {}
+        if answer.get("response_action") == "errors":
+            self._say("The form is not accepted yet:")
+            for field, message in answer.get("errors", {}).items():
+                self._say(f"  {field}: {message}")
+            return
+        assert self.console is not None
+        self.console.forms.remove(form)
+        self._say("Form sent and closed.")
+        self.buttons.clear()
         self._deliver_outbox()
 
     def _dispatch(self, body: str, content_type: str) -> Any:
@@ -197,7 +289,7 @@ class Shell:
         if status != 200:
             self._say(f"(the bot answered HTTP {status})")
             return
-        self.buttons = []
+        self.buttons.clear()
         if body:
             message = json.loads(body)
             visibility = (
@@ -250,6 +342,9 @@ def run_shell(
             print("The database already holds data; the demo was not loaded again.", file=out)
     app = create_app(runtime, signing_secret=signing_secret, token=SHELL_TOKEN)
     shell = Shell(runtime, app, signing_secret, out)
+    if isinstance(runtime.client, ConsoleWebClient):
+        shell.console = runtime.client
+        runtime.client.buttons = shell.buttons
     print(
         f"Liaison shell — {settings.database_url.split('://', 1)[0]} database, times in {settings.timezone}. "
         "Type :help for help, :quit to leave.",

@@ -42,6 +42,10 @@ class CommandConfig:
     ops_channel: str | None = None
     alert_scale: AlertScale = field(default_factory=default_scale)
     ack_remind: timedelta = timedelta(minutes=15)
+    escalation_channel: str | None = None
+    oncall_group: str | None = None
+    incident_owner_timeout: timedelta = timedelta(minutes=10)
+    incident_update_timeout: timedelta = timedelta(minutes=30)
 
 
 @dataclass

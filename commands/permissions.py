@@ -36,6 +36,11 @@ def _people(ctx: CommandContext, wanted: set[Role]) -> str:
     return ", ".join(mention(user) for user in sorted(ids)[:10])
 
 
+def ops_and_admins(ctx: CommandContext) -> str:
+    """Who holds the ops or admin role, as mentions (for "who can do this" hints)."""
+    return _people(ctx, {Role.ADMIN, Role.OPS})
+
+
 def require_admin(ctx: CommandContext, action: str) -> None:
     if not is_admin(ctx):
         raise PermissionDenied(f"Only an admin can {action}.", hint=f"Admins: {_people(ctx, {Role.ADMIN})}.")

@@ -264,3 +264,52 @@ class Acknowledgement(SQLModel, table=True):
     user_id: str = Field(max_length=32)
     channel_id: str = Field(max_length=32)
     created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class IncidentStatus(StrEnum):
+    OPEN = "open"
+    OWNED = "owned"
+    RESOLVED = "resolved"
+
+
+class Incident(SQLModel, table=True):
+    """An incident (`INC-<id>`). `version` grows with every change: a button carries the version
+    its card showed, so a press on an out-of-date card is recognised. The `*_due_at` columns are
+    the escalation timers, claimed by compare-and-set so each lapse is announced once."""
+
+    __tablename__ = "incident"
+    __table_args__ = (Index("ix_incident_status_severity", "status", "severity"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(max_length=150)
+    description: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    severity: int
+    status: IncidentStatus = Field(sa_type=String(16))
+    channel_id: str = Field(max_length=32)
+    owner: str | None = Field(default=None, max_length=32, index=True)
+    countries: str = Field(default="", max_length=200)  # ISO alpha-2 codes, comma-separated
+    opened_by: str = Field(max_length=32)
+    opened_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    version: int = 1
+    card_message_id: int | None = Field(default=None, foreign_key="outbox.id")
+    card_permalink: str | None = Field(default=None, max_length=500)
+    source_channel: str | None = Field(default=None, max_length=32)
+    source_ts: str | None = Field(default=None, max_length=32)
+    source_permalink: str | None = Field(default=None, max_length=500)
+    owner_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    update_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+
+
+class IncidentEvent(SQLModel, table=True):
+    """One line of an incident's timeline, in the order the changes were committed."""
+
+    __tablename__ = "incident_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    kind: str = Field(max_length=24)
+    actor: str = Field(default="", max_length=32)  # empty: Liaison itself (a timer)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_type=UTCDateTime)

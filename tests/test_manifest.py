@@ -10,9 +10,10 @@ import pytest
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
 from bot.registry import COMMANDS
+from commands.incident_modal import SHORTCUT_CALLBACK_ID
 
 MANIFEST = Path(__file__).resolve().parents[1] / "manifest.yml"
-EXTRA_COMMANDS = ("/liaison", "/alert")
+EXTRA_COMMANDS = ("/liaison", "/alert", "/incident")
 REQUIRED_SCOPES = {
     "commands",
     "chat:write",
@@ -98,3 +99,17 @@ def test_header_explains_host_and_socket_mode() -> None:
         "SLACK_APP_TOKEN",
     ):
         assert needle in header
+
+
+def test_the_incident_message_shortcut_is_declared(manifest: dict[str, Any]) -> None:
+    shortcuts = manifest["features"]["shortcuts"]
+    [shortcut] = [entry for entry in shortcuts if entry["callback_id"] == SHORTCUT_CALLBACK_ID]
+    assert shortcut["type"] == "message"
+    assert shortcut["name"] == "Open an incident"
+    assert 0 < len(shortcut["name"]) <= 24
+    assert 0 < len(shortcut["description"]) <= 150
+    assert "from this message" in shortcut["description"]
+    # Shortcuts and slash commands need `commands`; the card, its edits and thread replies need
+    # `chat:write`, the escalation and liaison channels `chat:write.public` where Liaison is not a member.
+    assert {"commands", "chat:write", "chat:write.public"} <= set(manifest["oauth_config"]["scopes"]["bot"])
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True

@@ -141,6 +141,73 @@ class SlackRequestFactory:
             payload["message"] = _bot_message(message_ts, message)
         return urlencode({"payload": json.dumps(payload)})
 
+    def view_submission(
+        self,
+        view: Mapping[str, Any],
+        state_values: Mapping[str, Any],
+        *,
+        user_id: str = DEFAULT_USER_ID,
+        user_name: str = DEFAULT_USER_NAME,
+        team_id: str = TEAM_ID,
+        view_id: str = "V0000000001",
+    ) -> str:
+        """A modal's submission as Slack sends it: ``payload=<json>`` with ``view.state.values``
+        (``view`` is what the bot passed to ``views.open``, as Slack echoes it back)."""
+        payload: dict[str, Any] = {
+            "type": "view_submission",
+            "team": {"id": team_id, "domain": TEAM_DOMAIN},
+            "user": {"id": user_id, "username": user_name, "name": user_name, "team_id": team_id},
+            "api_app_id": API_APP_ID,
+            "token": VERIFICATION_TOKEN,
+            "trigger_id": new_trigger_id(),
+            "view": {
+                **dict(view),
+                "id": view_id,
+                "team_id": team_id,
+                "app_id": API_APP_ID,
+                "state": {"values": dict(state_values)},
+                "hash": "1700000000.abcdef12",
+                "private_metadata": view.get("private_metadata", ""),
+                "callback_id": view.get("callback_id", ""),
+            },
+            "response_urls": [],
+            "is_enterprise_install": False,
+            "enterprise": None,
+        }
+        return urlencode({"payload": json.dumps(payload)})
+
+    def message_shortcut(
+        self,
+        callback_id: str,
+        message: Mapping[str, Any],
+        *,
+        user_id: str = DEFAULT_USER_ID,
+        user_name: str = DEFAULT_USER_NAME,
+        channel_id: str = DEFAULT_CHANNEL_ID,
+        channel_name: str = DEFAULT_CHANNEL_NAME,
+        team_id: str = TEAM_ID,
+        response_url: str = DEFAULT_ACTION_RESPONSE_URL,
+        trigger_id: str | None = None,
+    ) -> str:
+        """A message shortcut (``type: message_action``) on ``message`` (``ts``, ``text``, ``user``)."""
+        full_message = {"type": "message", **dict(message)}
+        payload: dict[str, Any] = {
+            "type": "message_action",
+            "token": VERIFICATION_TOKEN,
+            "action_ts": f"{self._clock():.6f}",
+            "team": {"id": team_id, "domain": TEAM_DOMAIN},
+            "user": {"id": user_id, "username": user_name, "name": user_name, "team_id": team_id},
+            "channel": {"id": channel_id, "name": channel_name},
+            "is_enterprise_install": False,
+            "enterprise": None,
+            "callback_id": callback_id,
+            "trigger_id": trigger_id or new_trigger_id(),
+            "response_url": response_url,
+            "message_ts": str(full_message.get("ts", "")),
+            "message": full_message,
+        }
+        return urlencode({"payload": json.dumps(payload)})
+
     def event_callback(
         self,
         event: Mapping[str, Any],
@@ -195,6 +262,18 @@ class SignedClient:
     def post_action(self, action_id: str, value: str, **kwargs: Any) -> httpx.Response:
         """Block action; ``kwargs`` go to ``SlackRequestFactory.block_actions``."""
         return self.post_signed(self.factory.block_actions(action_id, value, **kwargs))
+
+    def post_view_submission(
+        self, view: Mapping[str, Any], state_values: Mapping[str, Any], **kwargs: Any
+    ) -> httpx.Response:
+        """Modal submission; ``kwargs`` go to ``SlackRequestFactory.view_submission``."""
+        return self.post_signed(self.factory.view_submission(view, state_values, **kwargs))
+
+    def post_message_shortcut(
+        self, callback_id: str, message: Mapping[str, Any], **kwargs: Any
+    ) -> httpx.Response:
+        """Message shortcut; ``kwargs`` go to ``SlackRequestFactory.message_shortcut``."""
+        return self.post_signed(self.factory.message_shortcut(callback_id, message, **kwargs))
 
     def post_event(
         self,

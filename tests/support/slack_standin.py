@@ -577,6 +577,17 @@ class SlackStandIn:
             "view": {"id": view_id, "team_id": TEAM_ID, "app_id": "A123456", "bot_id": BOT_ID, **fields},
         }
 
+    def _get_permalink(self, params: Params) -> Params:
+        channel = str(params.get("channel", ""))
+        ts = str(params.get("message_ts", ""))
+        if not channel or not ts:
+            return {"ok": False, "error": "invalid_arguments"}
+        return {
+            "ok": True,
+            "channel": channel,
+            "permalink": f"https://{TEAM_DOMAIN}.slack.com/archives/{channel}/p{ts.replace('.', '')}",
+        }
+
     def _conversations_info(self, params: Params) -> Params:
         channel = str(params.get("channel", ""))
         return {
@@ -624,6 +635,7 @@ _DEFAULT_ANSWERS: dict[str, Callable[[SlackStandIn, Params], Params]] = {
     "conversations.info": SlackStandIn._conversations_info,
     "conversations.history": SlackStandIn._history,
     "conversations.replies": SlackStandIn._replies,
+    "chat.getPermalink": SlackStandIn._get_permalink,
     "users.info": SlackStandIn._users_info,
 }
 
