@@ -20,6 +20,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlmodel import Session
 
+from bot.uploads import upload_file
 from storage import outbox
 from storage.clock import Clock
 from storage.db import Database
@@ -221,6 +222,10 @@ class OutboxWorker:
             return self._slack(lambda: self._client.chat_update(channel=channel, ts=ts, **payload))
         if message.method == outbox.PUBLISH_VIEW:
             return self._slack(lambda: self._client.views_publish(**payload))
+        if message.method == outbox.UPLOAD_FILE:
+            if message.refers_to_id is not None:  # the message the file belongs to goes first
+                payload["thread_ts"] = self._delivered(message.refers_to_id)[1]
+            return self._slack(lambda: upload_file(self._client, payload))
         raise _Permanent(f"unknown outbox method {message.method}")
 
     def _delivered(self, message_id: int) -> tuple[str, str]:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from commands import alert, arrivals, departures, deployment, liaison, pledge
+from commands import alert, arrivals, departures, deployment, digest, liaison, pledge
 
-COMMAND_MODULES: tuple[ModuleType, ...] = (arrivals, departures, pledge, deployment, alert, liaison)
+COMMAND_MODULES: tuple[ModuleType, ...] = (
+    arrivals,
+    departures,
+    pledge,
+    deployment,
+    alert,
+    liaison,
+    digest,
+)
 COMMANDS: dict[str, ModuleType] = {module.COMMAND: module for module in COMMAND_MODULES}

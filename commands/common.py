@@ -14,6 +14,7 @@ from sqlmodel import Session
 from commands.alert_levels import AlertScale, default_scale
 from commands.blocks import MAX_FALLBACK_TEXT, Block, context, fit_blocks, section, truncate
 from commands.capabilities import CapabilityVocabulary
+from commands.incident_feed import IncidentProvider
 from storage.clock import Clock
 
 MAX_COMMAND_TEXT = 1000
@@ -42,6 +43,7 @@ class CommandConfig:
     ops_channel: str | None = None
     alert_scale: AlertScale = field(default_factory=default_scale)
     ack_remind: timedelta = timedelta(minutes=15)
+    incidents: IncidentProvider | None = None  # open incidents for digests and Home, once tracked
 
 
 @dataclass

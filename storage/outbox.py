@@ -7,6 +7,7 @@ the first is working on it, and a crashed process's claim expires and is taken o
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -22,6 +23,7 @@ POST_MESSAGE = "chat.postMessage"
 UPDATE_MESSAGE = "chat.update"
 PUBLISH_VIEW = "views.publish"
 RESPONSE_URL = "response_url"
+UPLOAD_FILE = "files.upload"  # files_upload_v2: getUploadURLExternal, the bytes, completeUploadExternal
 
 _OPEN = (OutboxStatus.PENDING, OutboxStatus.SENDING)
 
@@ -105,6 +107,49 @@ def publish_home(session: Session, user_id: str, view: dict[str, Any], *, now: d
         lane=f"home:{user_id}",
         payload={"user_id": user_id, "view": view},
         now=now,
+    )
+
+
+def upload_file(
+    session: Session,
+    *,
+    channel: str | None = None,
+    user: str | None = None,
+    filename: str,
+    title: str,
+    content: bytes,
+    now: datetime,
+    initial_comment: str | None = None,
+    after: OutboxMessage | None = None,
+    in_thread: bool = False,
+) -> OutboxMessage:
+    """Upload a file into `channel`, or into the DM of `user` with the bot.
+
+    Its own lane (`upload:<channel or user>`), so a slow or failing upload never holds back the
+    channel's messages; `after`: delivered only once that message is (`in_thread`: in its thread).
+    """
+    if (channel is None) == (user is None):
+        raise ValueError("upload_file needs exactly one of channel and user")
+    payload: dict[str, Any] = {
+        "filename": filename,
+        "title": title,
+        "content_base64": base64.b64encode(content).decode("ascii"),
+    }
+    if channel is not None:
+        payload["channel"] = channel
+    else:
+        payload["user"] = user
+    if initial_comment:
+        payload["initial_comment"] = initial_comment
+    if in_thread:
+        payload["in_thread"] = True
+    return enqueue(
+        session,
+        method=UPLOAD_FILE,
+        lane=f"upload:{channel or user}",
+        payload=payload,
+        now=now,
+        refers_to=after,
     )
 
 
