@@ -40,7 +40,9 @@ from storage.models import AlertNotice
 SILENCE = timedelta(hours=48)
 CHART_DAYS = 14
 TABLE_ROWS = 15  # countries in the status table of the overall view; the rest via /deployment
-MOVEMENT_BUDGET = MAX_SECTION_TEXT
+MOVEMENT_BUDGET = 2500  # characters; with the other sections the message stays well under ~12k
+LIST_BUDGET = 1500
+NAMES_BUDGET = 800
 NAME_WIDTH = 20
 
 
@@ -202,7 +204,7 @@ def _alert_blocks(data: DigestData, zone: ZoneInfo) -> list[Block]:
             f"\n:white_check_mark: Acknowledged by all {plural(len(data.notified), 'country', 'countries')}."
         )
     else:
-        names = _names_within(pending, 1500)
+        names = _names_within(pending, NAMES_BUDGET)
         line += (
             f"\n:hourglass_flowing_sand: *Not acknowledged by {len(pending)} of "
             f"{plural(len(data.notified), 'country', 'countries')}:* {names}"
@@ -358,7 +360,7 @@ def _silent_blocks(data: DigestData) -> list[Block]:
         for code, bucket, last in silent
     ]
     title = f":mute: *Silent for more than 48 h while short of pledge* ({len(silent)})"
-    return _lines_within([title, *lines], MAX_SECTION_TEXT, "more silent countries — `/deployment`")
+    return _lines_within([title, *lines], LIST_BUDGET, "more silent countries — `/deployment`")
 
 
 def _incident_blocks(incidents: Sequence[IncidentSummary]) -> list[Block]:
@@ -370,7 +372,7 @@ def _incident_blocks(incidents: Sequence[IncidentSummary]) -> list[Block]:
         + (f" · {', '.join(_name(c) for c in i.countries)}" if i.countries else "")
         for i in sorted(incidents, key=IncidentSummary.rank)
     ]
-    return _lines_within(lines, MAX_SECTION_TEXT, "more incidents")
+    return _lines_within(lines, LIST_BUDGET, "more incidents")
 
 
 def _fallback(data: DigestData, zone: ZoneInfo, heading: str) -> str:
