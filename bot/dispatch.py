@@ -8,13 +8,14 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from bot import home
 from bot.errors import unexpected_error_reply
 from bot.registry import COMMANDS
 from bot.runtime import Runtime
 from commands import alert, duplicates
 from commands.blocks import section
 from commands.common import Caller, CommandContext, Reply, UsageError, clean_text
-from storage import outbox
+from storage import changes, outbox
 from storage.models import PendingCommand
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,9 @@ def run_in_context(
                 confirmed_duplicate=confirmed_duplicate,
             )
             reply = handle(ctx)
+            session.flush()
+            if changes.board_changed(session):
+                home.refresh_recent(session, runtime.config, runtime.clock.now())
     except UsageError as error:
         return error.reply()
     except Exception as error:
