@@ -55,6 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("migrate", help="bring the database schema up to date")
 
+    export = sub.add_parser(
+        "export", help="write the ledgers as CSV files (movements, pledges, notices, acks)"
+    )
+    export.add_argument(
+        "--out", required=True, help="directory to write the CSV files into (created if needed)"
+    )
+    export.add_argument("--country", help="only this country (name, ISO code or alias)")
+
     digest = sub.add_parser("digest", help="daily digests")
     digest_sub = digest.add_subparsers(dest="digest_command", required=True)
     digest_sub.add_parser(
@@ -78,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return demo_data(settings, force=args.force)
         if args.command == "migrate":
             return migrate(settings)
+        if args.command == "export":
+            return export_csv(settings, out=args.out, country=args.country)
         if args.command == "digest":
             return digest_send_due(settings)
     except ValidationError as error:
@@ -104,6 +114,37 @@ def migrate(settings: Settings) -> int:
     db.migrate()
     db.dispose()
     print("Database schema is up to date.")
+    return 0
+
+
+def export_csv(settings: Settings, *, out: str, country: str | None) -> int:
+    from pathlib import Path
+
+    from commands.countries import UnknownCountry, resolve_country
+    from storage.clock import SystemClock
+    from storage.db import Database
+    from storage.exports import export_files
+
+    code = None
+    if country:
+        try:
+            code = resolve_country(country).code
+        except UnknownCountry as error:
+            print(f"liaison: {error}", file=sys.stderr)
+            return 2
+    directory = Path(out)
+    directory.mkdir(parents=True, exist_ok=True)
+    db = Database.from_url(settings.database_url)
+    db.migrate()
+    stamp = SystemClock().now().astimezone(settings.zone).strftime("%Y-%m-%d-%H%M")
+    try:
+        with db.session() as session:
+            files = export_files(session, settings.zone, code, stamp)
+    finally:
+        db.dispose()
+    for file in files:
+        (directory / file.filename).write_bytes(file.content)
+        print(f"{directory / file.filename}: {file.rows} row(s)")
     return 0
 
 
