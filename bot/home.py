@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from bot.runtime import Runtime
 from commands.common import CommandConfig
-from commands.home import board_view, gather_board
+from commands.home import SharedBoard, board_view, gather_board, gather_shared
 from storage import digests, outbox
 
 RECENT_VISIT = timedelta(hours=8)  # a board nobody looked at since is refreshed when next opened
@@ -26,14 +26,18 @@ def publish(runtime: Runtime, user_id: str) -> None:
     runtime.outbox.wake()
 
 
-def enqueue_board(session: Session, config: CommandConfig, user_id: str, now: datetime) -> None:
-    view = board_view(gather_board(session, config, user_id, now), config)
+def enqueue_board(
+    session: Session, config: CommandConfig, user_id: str, now: datetime, shared: SharedBoard | None = None
+) -> None:
+    view = board_view(gather_board(session, config, user_id, now, shared), config)
     outbox.publish_home(session, user_id, view, now=now)
 
 
 def refresh_recent(session: Session, config: CommandConfig, now: datetime) -> int:
     """Re-publish the boards of those who opened Home recently; in the caller's transaction."""
     users = digests.recent_home_visitors(session, now - RECENT_VISIT, MAX_REFRESHES)
-    for user_id in users:
-        enqueue_board(session, config, user_id, now)
+    if users:
+        shared = gather_shared(session, config)
+        for user_id in users:
+            enqueue_board(session, config, user_id, now, shared)
     return len(users)

@@ -69,11 +69,19 @@ class Board:
     now: datetime | None = None
 
 
-def gather_board(session: Session, config: CommandConfig, user_id: str, now: datetime) -> Board:
-    roles: set[Role] = {Role.ADMIN} if user_id in config.admins else set()
-    row = directory.role_of(session, user_id)
-    if row is not None:
-        roles.add(Role(row.role))
+@dataclass
+class SharedBoard:
+    """What every user's board shows alike, read once per refresh."""
+
+    statuses: dict[str, CountryStatus]
+    level: AlertLevel
+    notice: AlertNotice | None
+    notified: list[str]
+    acknowledged: dict[str, tuple[str, datetime]]
+    incidents: Sequence[IncidentSummary] | None
+
+
+def gather_shared(session: Session, config: CommandConfig) -> SharedBoard:
     level, notice = current_level(session, config.alert_scale)
     notified: list[str] = []
     acknowledged: dict[str, tuple[str, datetime]] = {}
@@ -83,16 +91,34 @@ def gather_board(session: Session, config: CommandConfig, user_id: str, now: dat
             code: (ack.user_id, ack.created_at)
             for code, ack in alerts.acknowledgements(session, notice.id).items()
         }
-    return Board(
-        user_id=user_id,
-        roles=roles,
-        own_countries=directory.countries_of(session, user_id),
+    return SharedBoard(
         statuses=ledger.deployment_status(session),
         level=level,
         notice=notice,
         notified=notified,
         acknowledged=acknowledged,
         incidents=None if config.incidents is None else list(config.incidents(session)),
+    )
+
+
+def gather_board(
+    session: Session, config: CommandConfig, user_id: str, now: datetime, shared: SharedBoard | None = None
+) -> Board:
+    shared = shared or gather_shared(session, config)
+    roles: set[Role] = {Role.ADMIN} if user_id in config.admins else set()
+    row = directory.role_of(session, user_id)
+    if row is not None:
+        roles.add(Role(row.role))
+    return Board(
+        user_id=user_id,
+        roles=roles,
+        own_countries=directory.countries_of(session, user_id),
+        statuses=shared.statuses,
+        level=shared.level,
+        notice=shared.notice,
+        notified=shared.notified,
+        acknowledged=shared.acknowledged,
+        incidents=shared.incidents,
         now=now,
     )
 

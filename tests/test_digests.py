@@ -206,7 +206,8 @@ def test_sent_at_seven_local_across_the_autumn_change(bot: RunningBot) -> None:
     assert due == ["24 05:00", "25 06:00", "26 06:00"]  # 07:00 CEST, then 07:00 CET twice
 
 
-def test_a_digest_is_delivered_with_its_chart(bot: RunningBot) -> None:
+def test_a_digest_is_delivered_with_its_chart(any_bot: RunningBot) -> None:
+    bot = any_bot
     bot.reply("/pledge", "poland 120", user_id=ADMIN, channel_id="COPS")
     bot.reply("/arrivals", "poland 40 dog-team", user_id=ADMIN, channel_id="COPS")
     subscribe(bot, "10:00")  # START is 09:00 in Paris
@@ -283,7 +284,8 @@ def test_a_missed_digest_is_caught_up_within_the_grace_period(bot: RunningBot) -
     assert run_digests(bot.runtime).sent == []
 
 
-def test_a_digest_missed_beyond_the_grace_period_is_skipped_with_the_reason(bot: RunningBot) -> None:
+def test_a_digest_missed_beyond_the_grace_period_is_skipped_with_the_reason(any_bot: RunningBot) -> None:
+    bot = any_bot
     at_local(bot, paris(2026, 7, 20, 12))
     subscribe(bot)
     at_local(bot, paris(2026, 7, 21, 10, 30))  # 3 h 30 late: beyond the default 3 h
@@ -312,8 +314,9 @@ def test_a_subscription_made_after_todays_time_starts_tomorrow(bot: RunningBot) 
 
 
 def test_a_crash_while_building_leaves_nothing_and_the_next_pass_sends(
-    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+    any_bot: RunningBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    bot = any_bot
     subscribe(bot, "10:00")
     bot.advance(hours=1)
     real_render = digest_runner.render
@@ -402,38 +405,76 @@ def test_two_processes_on_postgresql_send_each_digest_once(postgres_url: str) ->
             db.dispose()
 
 
-def test_send_due_from_the_command_line(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
+def add_due_subscriptions(url: str, count: int) -> None:
+    """Subscriptions whose time was a minute ago (real time: the CLI reads the system clock)."""
     db = Database.from_url(url)
     db.migrate()
     now = datetime.now(UTC)
-    local = now.astimezone(PARIS) - timedelta(minutes=1)
-    if local.date() != now.astimezone(PARIS).date():  # just after midnight: use yesterday's slot
-        local = now.astimezone(PARIS)
+    local_time = (now.astimezone(PARIS) - timedelta(minutes=1)).strftime("%H:%M")
     with db.session() as session:
-        session.add(
-            DigestSubscription(
-                channel_id="C0CLI",
-                local_time=local.strftime("%H:%M"),
-                active_since=now - timedelta(days=2),
-                created_by=ADMIN,
-                created_at=now - timedelta(days=2),
+        for index in range(count):
+            session.add(
+                DigestSubscription(
+                    channel_id=f"C0CLI{index:02d}",
+                    local_time=local_time,
+                    active_since=now - timedelta(days=2),
+                    created_by=ADMIN,
+                    created_at=now - timedelta(days=2),
+                )
             )
-        )
     db.dispose()
+
+
+def send_due_command(url: str, tmp_path: Path) -> subprocess.Popen[str]:
     env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": url, "HOME": str(tmp_path)}
-    command = [sys.executable, "-m", "bot.cli", "digest", "send-due"]
-    first = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "digest", "send-due"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    assert first.returncode == 0, first.stderr
-    assert "digest sent: C0CLI" in first.stdout
-    assert "a running `liaison serve` delivers them" in first.stdout
-    second = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert second.returncode == 0, second.stderr
-    assert "No digest is due." in second.stdout
+
+
+def test_send_due_from_the_command_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    add_due_subscriptions(url, 1)
+    first = send_due_command(url, tmp_path)
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert "digest sent: C0CLI00" in out
+    assert "a running `liaison serve` delivers them" in out
+    second = send_due_command(url, tmp_path)
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == 0, err
+    assert "No digest is due." in out
+
+
+def test_two_send_due_processes_on_postgresql_send_once(postgres_url: str, tmp_path: Path) -> None:
+    add_due_subscriptions(postgres_url, 8)
+    processes = [send_due_command(postgres_url, tmp_path) for _ in range(2)]
+    outputs = [process.communicate(timeout=180) for process in processes]
+    assert all(process.returncode == 0 for process in processes), outputs
+    sent = sorted(line for out, _ in outputs for line in out.splitlines() if line.startswith("digest sent:"))
+    assert len(sent) == 8
+    assert len(set(sent)) == 8
+    db = Database.from_url(postgres_url)
+    try:
+        with db.session() as session:
+            posts = (
+                session.execute(
+                    select(OutboxMessage).where(OutboxMessage.method == outbox.POST_MESSAGE)  # type: ignore[arg-type]
+                )
+                .scalars()
+                .all()
+            )
+            assert sorted(p.lane for p in posts) == [f"C0CLI{i:02d}" for i in range(8)]
+            statuses = [run.status for run in session.execute(select(DigestRun)).scalars()]
+            # Today's sent once; yesterday's (long past: nothing ran then) recorded as skipped once.
+            assert sorted(statuses) == [DigestRunStatus.SENT] * 8 + [DigestRunStatus.SKIPPED] * 8
+    finally:
+        db.dispose()
 
 
 def test_the_scheduler_can_be_turned_off(sqlite_url: str, slack: SlackStandIn, signing_secret: str) -> None:
