@@ -129,8 +129,9 @@ def arrivals_by_day(
 # -- rendering ------------------------------------------------------------------------------------
 
 
-def render(data: DigestData, zone: ZoneInfo, *, title: str = "Morning digest") -> Reply:
+def render(data: DigestData, zone: ZoneInfo, *, title: str | None = None) -> Reply:
     local_now = data.now.astimezone(zone)
+    title = title or ("Morning digest" if local_now.hour < 12 else "Daily digest")
     scope_name = _name(data.scope) if data.scope else None
     heading = f"{title} — {local_now:%A %-d %B}"
     if scope_name:

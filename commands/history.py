@@ -12,6 +12,7 @@ from commands.blocks import Block, context, escape, header, section, text_sectio
 from commands.common import CommandConfig, Reply, format_local_time, mention, plural
 from commands.countries import Country
 from commands.movements import flag
+from storage import ledger
 from storage.models import Movement, MovementKind, Pledge
 
 HISTORY_LENGTH = 20
@@ -42,7 +43,7 @@ def changes_of(session: Session, country: str, limit: int = HISTORY_LENGTH) -> l
     )
     changes = [Change(m.created_at, m.recorded_by, _movement(m), m.id or 0) for m in movements]
     for pledge in pledges:
-        before = _previous_pledge(session, pledge)
+        before = ledger.previous_headcount(session, pledge)
         what = f"capability {pledge.capability}" if pledge.capability else "total"
         was = "" if before is None else f" (was {before:,})"
         changes.append(
@@ -55,20 +56,6 @@ def changes_of(session: Session, country: str, limit: int = HISTORY_LENGTH) -> l
         )
     changes.sort(key=lambda c: (c.at, c.order), reverse=True)
     return changes[:limit]
-
-
-def _previous_pledge(session: Session, pledge: Pledge) -> int | None:
-    capability = col(Pledge.capability)
-    return session.execute(
-        select(col(Pledge.headcount))
-        .where(
-            col(Pledge.country) == pledge.country,
-            capability.is_(None) if pledge.capability is None else capability == pledge.capability,
-            col(Pledge.id) < pledge.id,
-        )
-        .order_by(col(Pledge.id).desc())
-        .limit(1)
-    ).scalar_one_or_none()
 
 
 def _movement(movement: Movement) -> str:

@@ -10,6 +10,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
+from storage import ledger
 from storage.models import (
     DigestRun,
     DigestRunStatus,
@@ -133,22 +134,11 @@ def pledge_changes_between(
         query = query.where(col(Pledge.country) == country)
     changes: list[PledgeChange] = []
     for pledge in session.execute(query).scalars().all():
-        capability = col(Pledge.capability)
-        previous = session.execute(
-            select(col(Pledge.headcount))
-            .where(
-                col(Pledge.country) == pledge.country,
-                capability.is_(None) if pledge.capability is None else capability == pledge.capability,
-                col(Pledge.id) < pledge.id,
-            )
-            .order_by(col(Pledge.id).desc())
-            .limit(1)
-        ).scalar_one_or_none()
         changes.append(
             PledgeChange(
                 pledge.country,
                 pledge.capability,
-                previous,
+                ledger.previous_headcount(session, pledge),
                 pledge.headcount,
                 pledge.created_at,
                 pledge.recorded_by,

@@ -487,3 +487,47 @@ def test_the_scheduler_can_be_turned_off(sqlite_url: str, slack: SlackStandIn, s
         finally:
             for stop in stops:
                 stop()
+
+
+def test_the_scheduler_ticks_the_digests_every_minute_in_the_configured_zone(bot: RunningBot) -> None:
+    from bot.scheduler import DIGEST_JOB, build_scheduler
+
+    scheduler = build_scheduler(bot.runtime)
+    job = scheduler.get_job(DIGEST_JOB)
+    assert job is not None
+    assert str(job.trigger.timezone) == "Europe/Paris"
+    after = datetime(2026, 7, 21, 6, 59, 45, tzinfo=PARIS)
+    assert job.trigger.get_next_fire_time(None, after) == datetime(2026, 7, 21, 7, 0, 30, tzinfo=PARIS)
+
+
+def test_unsubscribing_and_subscribing_again_the_same_day_sends_no_second_digest(bot: RunningBot) -> None:
+    at_local(bot, paris(2026, 7, 20, 6))
+    subscribe(bot)
+    at_local(bot, paris(2026, 7, 20, 7))
+    assert run_digests(bot.runtime).sent
+    bot.reply("/digest", "unsubscribe", user_id=ADMIN, channel_id=CHANNEL)
+    body = subscribe(bot, "08:00")
+    assert "will get again" in body["text"]
+    at_local(bot, paris(2026, 7, 20, 8, 1))
+    assert not run_digests(bot.runtime)
+    at_local(bot, paris(2026, 7, 21, 8))
+    assert run_digests(bot.runtime).sent == [f"{CHANNEL} 2026-07-21"]
+    bot.reply("/digest", "unsubscribe", user_id=ADMIN, channel_id=CHANNEL)
+    at_local(bot, paris(2026, 7, 22, 8))
+    assert not run_digests(bot.runtime)  # nothing for an inactive subscription
+
+
+def test_a_country_channel_digest_says_whether_the_country_acknowledged(bot: RunningBot) -> None:
+    bot.reply("/liaison", "link poland", user_id=ADMIN, channel_id="C0PL")
+    bot.reply("/liaison", "link spain", user_id=ADMIN, channel_id="C0ES")
+    subscribe(bot, "10:00", channel="C0PL")
+    bot.reply("/alert", "raise urgence credible threat", user_id=ADMIN, channel_id="COPS")
+    bot.deliver()
+    bot.advance(hours=1)
+    run_digests(bot.runtime)
+    bot.deliver()
+    [digest] = digests_in(bot.slack, "C0PL")
+    text = reply_text(digest)
+    assert "Poland — Morning digest" in text
+    assert "*Poland has not acknowledged it yet*" in text
+    assert "Spain" not in text
