@@ -531,3 +531,12 @@ def test_a_country_channel_digest_says_whether_the_country_acknowledged(bot: Run
     assert "Poland — Morning digest" in text
     assert "*Poland has not acknowledged it yet*" in text
     assert "Spain" not in text
+
+
+@pytest.mark.parametrize(("value", "expected"), [("off", False), ("on", True), ("false", False)])
+def test_liaison_scheduler_setting(monkeypatch: pytest.MonkeyPatch, value: str, expected: bool) -> None:
+    monkeypatch.setenv("LIAISON_SCHEDULER", value)
+    monkeypatch.setenv("LIAISON_DIGEST_GRACE_MINUTES", "90")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.scheduler is expected
+    assert settings.digest_grace_minutes == 90

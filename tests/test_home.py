@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from commands.alert_levels import default_scale
 from commands.capabilities import default_vocabulary
 from commands.common import CommandConfig
@@ -151,3 +153,22 @@ def test_a_board_of_200_countries_fits_a_home_view() -> None:
         b["text"]["text"] for b in view["blocks"] if b["type"] == "section" and "```" in b["text"]["text"]
     )
     assert rows.count("%") == 200  # every country is in the table, one fill rate each
+
+
+def test_a_failing_board_refresh_never_costs_the_command(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot import home
+    from storage.models import Movement
+
+    set_up(bot)
+    open_home(bot, ANNA, "Ev0ANNA1")
+    bot.deliver()
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a bug in the board")
+
+    monkeypatch.setattr(home, "enqueue_board", broken)
+    body = bot.reply("/arrivals", "poland 5", user_id=ANNA, channel_id="C0PL")
+    assert body["response_type"] == "in_channel"
+    assert [m.count for m in bot.rows(Movement) if m.country == "PL"] == [5]
