@@ -31,6 +31,9 @@ def render_chart(data: DigestData, *, dpi: int = 100) -> bytes:
     positions = range(len(labels))
     top.barh(positions, pledged, color=PLEDGED_COLOUR, label="pledged")
     top.barh(positions, on_duty, color=ON_DUTY_COLOUR, height=0.55, label="on duty")
+    for position, (wanted, present) in enumerate(zip(pledged, on_duty, strict=True)):
+        top.text(max(wanted, present), position, f"  {present:,} / {wanted:,}", va="center", fontsize=7)
+    top.margins(x=0.1)  # room for the labels at the end of the bars
     top.set_yticks(list(positions), labels, fontsize=8)
     top.invert_yaxis()  # biggest gap at the top
     top.set_xlabel("personnel")

@@ -540,3 +540,19 @@ def test_liaison_scheduler_setting(monkeypatch: pytest.MonkeyPatch, value: str, 
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.scheduler is expected
     assert settings.digest_grace_minutes == 90
+
+
+def test_a_chart_upload_that_fails_once_is_retried(bot: RunningBot) -> None:
+    subscribe(bot, "10:00")
+    bot.advance(hours=1)
+    bot.slack.fail("files.completeUploadExternal", status=500)
+    run_digests(bot.runtime)
+    bot.deliver()
+    assert len(digests_in(bot.slack)) == 1
+    assert bot.slack.uploaded_files(CHANNEL) == []
+    bot.advance(seconds=5)  # past the retry's backoff
+    bot.deliver()
+    [upload] = bot.slack.uploaded_files(CHANNEL)
+    assert upload.content is not None
+    assert upload.content.startswith(PNG_SIGNATURE)
+    assert len(digests_in(bot.slack)) == 1
