@@ -86,11 +86,15 @@ def send_due(
 ) -> DueReport:
     report = DueReport()
     cache = _ChartCache(db, config, now, charts)
+    today = now.astimezone(config.zone).date()
+    days = (today - timedelta(days=1), today)
     with db.session() as session:
         subscriptions = list(digests.active_subscriptions(session))
-    today = now.astimezone(config.zone).date()
+        done = digests.runs_on(session, [day.isoformat() for day in days])
     for subscription in subscriptions:
-        for day in (today - timedelta(days=1), today):
+        for day in days:
+            if (subscription.id, day.isoformat()) in done:
+                continue  # the common case each minute: settled without touching the subscription
             try:
                 _consider(db, config, subscription, day, now, grace, cache, report)
             except Exception:

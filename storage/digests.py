@@ -48,6 +48,14 @@ def run_for(session: Session, subscription_id: int, local_date: str) -> DigestRu
     return session.execute(query).scalars().first()
 
 
+def runs_on(session: Session, local_dates: Sequence[str]) -> set[tuple[int, str]]:
+    """(subscription, date) pairs that already have a run on those dates."""
+    query = select(col(DigestRun.subscription_id), col(DigestRun.local_date)).where(
+        col(DigestRun.local_date).in_(list(local_dates))
+    )
+    return {(int(sub), str(day)) for sub, day in session.execute(query)}
+
+
 def claim_run(session: Session, run: DigestRun) -> bool:
     """Insert the run row; False if another process (or an earlier pass) already holds that day.
 
