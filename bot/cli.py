@@ -54,6 +54,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--force", action="store_true", help="add the sample even if the database holds data")
 
     sub.add_parser("migrate", help="bring the database schema up to date")
+
+    export = sub.add_parser(
+        "export", help="write the ledgers as CSV files (movements, pledges, notices, acks)"
+    )
+    export.add_argument(
+        "--out", required=True, help="directory to write the CSV files into (created if needed)"
+    )
+    export.add_argument("--country", help="only this country (name, ISO code or alias)")
+
+    digest = sub.add_parser("digest", help="daily digests")
+    digest_sub = digest.add_subparsers(dest="digest_command", required=True)
+    digest_sub.add_parser(
+        "send-due", help="send the digests due now (exactly once, like the in-process scheduler) and exit"
+    )
     return parser
 
 
@@ -72,6 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return demo_data(settings, force=args.force)
         if args.command == "migrate":
             return migrate(settings)
+        if args.command == "export":
+            return export_csv(settings, out=args.out, country=args.country)
+        if args.command == "digest":
+            return digest_send_due(settings)
     except ValidationError as error:
         print(f"liaison: invalid configuration:\n{_describe(error)}", file=sys.stderr)
         return 2
@@ -96,6 +114,69 @@ def migrate(settings: Settings) -> int:
     db.migrate()
     db.dispose()
     print("Database schema is up to date.")
+    return 0
+
+
+def export_csv(settings: Settings, *, out: str, country: str | None) -> int:
+    from pathlib import Path
+
+    from commands.countries import UnknownCountry, resolve_country
+    from storage.clock import SystemClock
+    from storage.db import Database
+    from storage.exports import export_files
+
+    code = None
+    if country:
+        try:
+            code = resolve_country(country).code
+        except UnknownCountry as error:
+            print(f"liaison: {error}", file=sys.stderr)
+            return 2
+    directory = Path(out)
+    directory.mkdir(parents=True, exist_ok=True)
+    db = Database.from_url(settings.database_url)
+    db.migrate()
+    stamp = SystemClock().now().astimezone(settings.zone).strftime("%Y-%m-%d-%H%M")
+    try:
+        with db.session() as session:
+            files = export_files(session, settings.zone, code, stamp)
+    finally:
+        db.dispose()
+    for file in files:
+        (directory / file.filename).write_bytes(file.content)
+        print(f"{directory / file.filename}: {file.rows} row(s)")
+    return 0
+
+
+def digest_send_due(settings: Settings) -> int:
+    """Enqueue the digests due now; deliver the outbox too when a bot token is configured."""
+    from datetime import timedelta
+
+    from bot.digests import send_due
+    from bot.runtime import build_runtime, command_config
+    from storage.clock import SystemClock
+    from storage.db import Database
+
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+    db = Database.from_url(settings.database_url)
+    db.migrate()
+    clock = SystemClock()
+    report = send_due(
+        db, command_config(settings), clock.now(), grace=timedelta(minutes=settings.digest_grace_minutes)
+    )
+    for label in report.sent:
+        print(f"digest sent: {label}")
+    for label in report.skipped:
+        print(f"digest skipped (too late): {label}")
+    if not report:
+        print("No digest is due.")
+    if token and report.sent:
+        runtime = build_runtime(settings, token=token, clock=clock, db=db)
+        delivered = runtime.outbox.drain()
+        print(f"Delivered {delivered} outbox message(s).")
+    elif report.sent:
+        print("Queued in the outbox; a running `liaison serve` delivers them.")
+    db.dispose()
     return 0
 
 
@@ -166,6 +247,9 @@ def start_background_services(runtime: Runtime) -> list[Callable[[], None]]:
     from bot.scheduler import build_scheduler
 
     runtime.outbox.start()
+    if not runtime.settings.scheduler:
+        log.info("LIAISON_SCHEDULER=off: no reminders or digests from this process")
+        return [runtime.outbox.stop]
     scheduler = build_scheduler(runtime)
     scheduler.start()
     return [runtime.outbox.stop, lambda: scheduler.shutdown(wait=False)]

@@ -8,13 +8,16 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from sqlmodel import Session
+
+from bot import home
 from bot.errors import unexpected_error_reply
 from bot.registry import COMMANDS
 from bot.runtime import Runtime
 from commands import alert, duplicates
 from commands.blocks import section
 from commands.common import Caller, CommandContext, Reply, UsageError, clean_text
-from storage import outbox
+from storage import changes, outbox
 from storage.models import PendingCommand
 
 log = logging.getLogger(__name__)
@@ -63,12 +66,25 @@ def run_in_context(
                 confirmed_duplicate=confirmed_duplicate,
             )
             reply = handle(ctx)
+            session.flush()
+            if changes.board_changed(session):
+                _refresh_home_boards(runtime, session)
     except UsageError as error:
         return error.reply()
     except Exception as error:
         return unexpected_error_reply(error, command)
     runtime.outbox.wake()
     return reply
+
+
+def _refresh_home_boards(runtime: Runtime, session: Session) -> None:
+    """Queue fresh Home boards for recent visitors, in the command's transaction; a failure here
+    must not cost the command itself, so it is contained in a savepoint and logged."""
+    try:
+        with session.begin_nested():
+            home.refresh_recent(session, runtime.config, runtime.clock.now())
+    except Exception:
+        log.exception("could not refresh the Home boards; they refresh when next opened")
 
 
 def handle_alert_ack(runtime: Runtime, body: dict[str, Any], action: dict[str, Any]) -> None:

@@ -35,6 +35,7 @@ from sqlmodel import Session
 from bot import reconcile
 from bot.slack_errors import ErrorKind, advice_for, classify
 from bot.tokens import StaticToken, TokenError, TokenSource
+from bot.uploads import upload_file
 from storage import outbox
 from storage.clock import Clock
 from storage.db import Database
@@ -364,6 +365,10 @@ class OutboxWorker:
             return _slack(lambda: client.chat_update(channel=channel, ts=ts, **payload))
         if message.method == outbox.PUBLISH_VIEW:
             return _slack(lambda: client.views_publish(**payload))
+        if message.method == outbox.UPLOAD_FILE:
+            if message.refers_to_id is not None:  # the message the file belongs to goes first
+                payload["thread_ts"] = self._delivered(message.refers_to_id)[1]
+            return _slack(lambda: upload_file(client, payload))
         raise _Fail(f"unknown outbox method {message.method}")
 
     def _post(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from commands import alert, arrivals, departures, deployment, incident, liaison, pledge
+from commands import alert, arrivals, departures, deployment, digest, incident, liaison, pledge
 
 COMMAND_MODULES: tuple[ModuleType, ...] = (
     arrivals,
@@ -14,5 +14,6 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     alert,
     liaison,
     incident,
+    digest,
 )
 COMMANDS: dict[str, ModuleType] = {module.COMMAND: module for module in COMMAND_MODULES}

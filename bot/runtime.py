@@ -16,6 +16,7 @@ from bot.tokens import RotatingToken, StaticToken, TokenSource
 from commands.alert_levels import AlertScale, default_scale
 from commands.capabilities import CapabilityVocabulary, default_vocabulary
 from commands.common import CommandConfig
+from commands.incident_feed import tracked_incidents
 from storage.clock import Clock, SystemClock
 from storage.db import Database
 
@@ -42,6 +43,7 @@ def command_config(settings: Settings) -> CommandConfig:
         oncall_group=settings.oncall_group,
         incident_owner_timeout=timedelta(minutes=settings.incident_owner_minutes),
         incident_update_timeout=timedelta(minutes=settings.incident_update_minutes),
+        incidents=tracked_incidents,
     )
 
 

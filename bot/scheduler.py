@@ -13,6 +13,7 @@ from datetime import timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from bot.digests import DueReport, send_due
 from bot.incidents import run_incident_timers
 from bot.runtime import Runtime
 from commands.alert import send_reminders
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 REMINDER_JOB = "alert-acknowledgement-reminders"
 INCIDENT_TIMERS_JOB = "incident-escalation-timers"
 HOUSEKEEPING_JOB = "prune-bookkeeping"
+DIGEST_JOB = "daily-digests"
 BOOKKEEPING_RETENTION = timedelta(days=2)
 
 
@@ -33,6 +35,19 @@ def run_reminders(runtime: Runtime) -> int:
     if sent:
         runtime.outbox.wake()
     return sent
+
+
+def run_digests(runtime: Runtime) -> DueReport:
+    """Send the digests that are due (the scheduler runs it every minute; claims make it exactly once)."""
+    report = send_due(
+        runtime.db,
+        runtime.config,
+        runtime.clock.now(),
+        grace=timedelta(minutes=runtime.settings.digest_grace_minutes),
+    )
+    if report.sent:
+        runtime.outbox.wake()
+    return report
 
 
 def run_housekeeping(runtime: Runtime) -> int:
@@ -59,6 +74,15 @@ def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
         args=[runtime],
         id=INCIDENT_TIMERS_JOB,
         name="re-announce sev1/sev2 incidents without an owner or an update",
+        replace_existing=True,
+    )
+    scheduler.add_job(
+        _safely(run_digests),
+        # Due times are computed from the database each minute (DST-exact); this is only the tick.
+        CronTrigger(second=30, timezone=runtime.config.zone),
+        args=[runtime],
+        id=DIGEST_JOB,
+        name="send the daily digests that are due",
         replace_existing=True,
     )
     scheduler.add_job(

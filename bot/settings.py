@@ -123,6 +123,15 @@ class Settings(BaseSettings):
         gt=0,
         validation_alias=_env("LIAISON_OUTBOX_MAX_BACKOFF_SECONDS", "outbox_max_backoff_seconds"),
     )
+    scheduler: bool = Field(
+        default=True, validation_alias=_env("LIAISON_SCHEDULER", "scheduler")
+    )  # off: no in-process scheduled jobs (web-only processes; digests then via `liaison digest send-due`)
+    digest_grace_minutes: int = Field(
+        default=180,
+        ge=0,
+        le=24 * 60,
+        validation_alias=_env("LIAISON_DIGEST_GRACE_MINUTES", "digest_grace_minutes"),
+    )
 
     escalation_channel: str | None = Field(
         default=None, validation_alias=_env("LIAISON_ESCALATION_CHANNEL", "escalation_channel")

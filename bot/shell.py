@@ -78,12 +78,30 @@ class ConsoleWebClient(WebClient):
         elif api_method == "chat.getPermalink":
             message = str(payload.get("message_ts", "")).replace(".", "")
             data = {"ok": True, "permalink": f"https://shell.invalid/archives/{target}/p{message}"}
+        elif api_method == "conversations.open":  # the DM with the bot
+            data = {"ok": True, "channel": {"id": "D" + str(payload.get("users", "")).removeprefix("U")}}
         return SlackResponse(
             client=self,
             http_verb="POST",
             api_url=api_method,
             req_args={},
             data=data,
+            headers={},
+            status_code=200,
+        )
+
+    def files_upload_v2(self, **kwargs: Any) -> SlackResponse:
+        """No file leaves the console: say what would be uploaded where."""
+        content = kwargs.get("content") or b""
+        size = len(content) if isinstance(content, bytes | str) else 0
+        channel = kwargs.get("channel") or ""
+        print(f"\n→ Liaison uploads {kwargs.get('filename')} ({size:,} bytes) to #{channel}", file=self._out)
+        return SlackResponse(
+            client=self,
+            http_verb="POST",
+            api_url="files.completeUploadExternal",
+            req_args={},
+            data={"ok": True, "files": [{"id": "FSHELL"}], "file": {"id": "FSHELL"}},
             headers={},
             status_code=200,
         )

@@ -14,6 +14,7 @@ from sqlmodel import Session
 from commands.alert_levels import AlertScale, default_scale
 from commands.blocks import MAX_FALLBACK_TEXT, Block, context, fit_blocks, section, truncate
 from commands.capabilities import CapabilityVocabulary
+from commands.incident_feed import IncidentProvider
 from storage.clock import Clock
 
 MAX_COMMAND_TEXT = 1000
@@ -46,6 +47,7 @@ class CommandConfig:
     oncall_group: str | None = None
     incident_owner_timeout: timedelta = timedelta(minutes=10)
     incident_update_timeout: timedelta = timedelta(minutes=30)
+    incidents: IncidentProvider | None = None  # open incidents for digests and Home, once tracked
 
 
 @dataclass

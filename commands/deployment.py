@@ -16,6 +16,7 @@ from commands.blocks import (
 )
 from commands.common import CommandContext, Reply, UsageError
 from commands.countries import Country, country_by_code
+from commands.history import history_reply
 from commands.movements import flag
 from commands.parsing import country_from
 from storage import ledger
@@ -41,7 +42,12 @@ class Help:
     pass
 
 
-Request = One | Everyone | Help
+@dataclass(frozen=True)
+class History:
+    country: Country
+
+
+Request = One | Everyone | Help | History
 
 
 def parse(text: str) -> Request:
@@ -50,6 +56,10 @@ def parse(text: str) -> Request:
         return Everyone()
     if len(words) == 1 and words[0].lower() in ("help", "?", "-h", "--help"):
         return Help()
+    if words[0].lower() == "history":
+        if len(words) == 1:
+            raise UsageError("Which country?", hint="Usage: `/deployment history <country>`")
+        return History(country_from(" ".join(words[1:])))
     if any(ch.isdigit() for ch in text):
         raise UsageError(
             "`/deployment` takes a country, or nothing for every country.",
@@ -62,6 +72,8 @@ def handle(text: str, ctx: CommandContext) -> Reply:
     request = parse(text)
     if isinstance(request, Help):
         return help_reply()
+    if isinstance(request, History):
+        return history_reply(ctx.session, ctx.config, request.country, ctx.now())
     if isinstance(request, One):
         status = ledger.deployment_status(ctx.session, request.country.code).get(request.country.code)
         return country_reply(request.country, status or CountryStatus(request.country.code))
@@ -73,6 +85,7 @@ def help_reply() -> Reply:
         "*/deployment* — where contingents stand.",
         "• `/deployment` — every country with a pledge or a movement, biggest gaps first, and the totals",
         "• `/deployment <country>` — one country: pledged, arrived, departed, on duty and fill rate, by capability",
+        "• `/deployment history <country>` — the last 20 changes: who, when, what (undos shown as such)",
         "_On duty_ = arrived − departed. _Fill_ = on duty ÷ pledged. _Gap_ = pledged − on duty.",
     ]
     return Reply(text="\n".join(lines), blocks=[section("\n".join(lines))])

@@ -8,6 +8,7 @@ from commands.alert import deliver_current_to
 from commands.blocks import Block, context, header, section, text_sections
 from commands.common import CommandContext, Reply, UsageError, mention, user_from_mention
 from commands.countries import country_by_code
+from commands.exports import export
 from commands.movements import flag
 from commands.parsing import country_from, quote
 from commands.permissions import require_admin, role_row
@@ -27,6 +28,8 @@ HELP = "\n".join(
         "• `/liaison link <country>` — in a channel: this is that country's liaison channel (admins)",
         "• `/liaison unlink` — in a channel: it is no longer a liaison channel (admins)",
         "• `/liaison who [country]` — who is liaison where, which channels are linked, who is ops",
+        "• `/liaison export [country]` — movements, pledges, notices and acknowledgements as CSV files, "
+        "sent to your DM with Liaison (ops, admins)",
         "_ops_ raise and lower the alert level and record pledges; a country's liaisons (or ops) record its movements.",
     ]
 )
@@ -49,6 +52,8 @@ def handle(text: str, ctx: CommandContext) -> Reply:
         return unlink(args, ctx)
     if sub == "who":
         return who(args, ctx)
+    if sub == "export":
+        return export(args, ctx)
     raise UsageError(
         f"`/liaison` has no sub-command {quote(sub)}.", hint="Type `/liaison help` for the list."
     )

@@ -92,6 +92,22 @@ def _current_pledges(country: str | None) -> Select[str, str | None, int]:
     )
 
 
+def previous_headcount(session: Session, pledge: Pledge) -> int | None:
+    """What the same country and capability had pledged before this pledge row, if anything."""
+    capability = col(Pledge.capability)
+    query = (
+        select(col(Pledge.headcount))
+        .where(
+            col(Pledge.country) == pledge.country,
+            capability.is_(None) if pledge.capability is None else capability == pledge.capability,
+            col(Pledge.id) < pledge.id,
+        )
+        .order_by(col(Pledge.id).desc())
+        .limit(1)
+    )
+    return session.execute(query).scalar_one_or_none()
+
+
 def on_duty(session: Session, country: str, capability: str | None) -> int:
     signed = case(
         (col(Movement.kind) == MovementKind.ARRIVAL, col(Movement.count)), else_=-col(Movement.count)

@@ -313,3 +313,53 @@ class IncidentEvent(SQLModel, table=True):
     actor: str = Field(default="", max_length=32)  # empty: Liaison itself (a timer)
     text: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class DigestSubscription(SQLModel, table=True):
+    """A channel (or a DM with the bot) gets a daily digest at a local time; one per channel.
+
+    Unsubscribing keeps the row inactive so that subscribing again the same day cannot send twice.
+    """
+
+    __tablename__ = "digest_subscription"
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: str = Field(max_length=32, unique=True)
+    country: str | None = Field(default=None, max_length=2)  # None: the overall view
+    local_time: str = Field(max_length=5)  # "07:00", in LIAISON_TIMEZONE
+    active: bool = True
+    active_since: datetime = Field(sa_type=UTCDateTime)  # no digest is owed for a moment before this
+    created_by: str = Field(max_length=32)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class DigestRunStatus(StrEnum):
+    SENT = "sent"
+    SKIPPED = "skipped"
+
+
+class DigestRun(SQLModel, table=True):
+    """One row per subscription and local day, inserted in the transaction that enqueues the digest:
+    the unique constraint makes exactly one process (or one restart) send it."""
+
+    __tablename__ = "digest_run"
+    __table_args__ = (UniqueConstraint("subscription_id", "local_date", name="uq_digest_run_day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscription_id: int = Field(foreign_key="digest_subscription.id", index=True)
+    local_date: str = Field(max_length=10)  # ISO date in LIAISON_TIMEZONE
+    due_at: datetime = Field(sa_type=UTCDateTime)
+    claimed_at: datetime = Field(sa_type=UTCDateTime)
+    status: DigestRunStatus = Field(sa_type=String(16))
+    reason: str | None = Field(default=None, max_length=300)
+    covers_from: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    message_id: int | None = Field(default=None, foreign_key="outbox.id")
+
+
+class HomeVisit(SQLModel, table=True):
+    """When a user last opened the Home tab: only recent visitors get their board refreshed."""
+
+    __tablename__ = "home_visit"
+
+    user_id: str = Field(primary_key=True, max_length=32)
+    opened_at: datetime = Field(sa_type=UTCDateTime, index=True)

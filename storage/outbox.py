@@ -9,6 +9,7 @@ out, is *uncertain*: it is looked up in the channel before it may be posted agai
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import Iterable, Sequence
@@ -26,6 +27,7 @@ POST_MESSAGE = "chat.postMessage"
 UPDATE_MESSAGE = "chat.update"
 PUBLISH_VIEW = "views.publish"
 RESPONSE_URL = "response_url"
+UPLOAD_FILE = "files.upload"  # files_upload_v2: getUploadURLExternal, the bytes, completeUploadExternal
 
 # Priorities: higher goes first when several lanes are due (alert notices before routine replies).
 ROUTINE = 0
@@ -163,6 +165,49 @@ def _supersede(session: Session, *conditions: Any) -> None:
 # -- claiming ------------------------------------------------------------------------------------
 
 
+def upload_file(
+    session: Session,
+    *,
+    channel: str | None = None,
+    user: str | None = None,
+    filename: str,
+    title: str,
+    content: bytes,
+    now: datetime,
+    initial_comment: str | None = None,
+    after: OutboxMessage | None = None,
+    in_thread: bool = False,
+) -> OutboxMessage:
+    """Upload a file into `channel`, or into the DM of `user` with the bot.
+
+    Its own lane (`upload:<channel or user>`), so a slow or failing upload never holds back the
+    channel's messages; `after`: delivered only once that message is (`in_thread`: in its thread).
+    """
+    if (channel is None) == (user is None):
+        raise ValueError("upload_file needs exactly one of channel and user")
+    payload: dict[str, Any] = {
+        "filename": filename,
+        "title": title,
+        "content_base64": base64.b64encode(content).decode("ascii"),
+    }
+    if channel is not None:
+        payload["channel"] = channel
+    else:
+        payload["user"] = user
+    if initial_comment:
+        payload["initial_comment"] = initial_comment
+    if in_thread:
+        payload["in_thread"] = True
+    return enqueue(
+        session,
+        method=UPLOAD_FILE,
+        lane=f"upload:{channel or user}",
+        payload=payload,
+        now=now,
+        refers_to=after,
+    )
+
+
 def claim_due(
     session: Session,
     *,
@@ -177,11 +222,13 @@ def claim_due(
     Due: pending and its time has come, or claimed by a worker whose lease lapsed (it died or hung);
     a post taken over that way waits `settle` more (a call the dead worker made may still land) and
     is marked uncertain. A lane that delivered within `lane_interval` rests (Slack allows about one
-    message per second per channel); a method Slack rate-limited is not called before its pause ends.
+    message per second per channel); a method Slack rate-limited is not called before its pause ends;
+    a message that refers to another (an edit, a reply in its thread) waits until that one is out.
     Every message gets its own claim token. Call inside a transaction and commit right after.
     """
     earlier = aliased(OutboxMessage)
     recent = aliased(OutboxMessage)
+    original = aliased(OutboxMessage)
     is_head_of_lane = ~exists().where(
         col(earlier.lane) == col(OutboxMessage.lane),
         col(earlier.id) < col(OutboxMessage.id),
@@ -191,6 +238,11 @@ def claim_due(
         col(recent.lane) == col(OutboxMessage.lane),
         col(recent.status) == OutboxStatus.SENT,
         col(recent.sent_at) > now - lane_interval,
+    )
+    # An edit, a threaded reply or a file that belongs to a message waits until that message is out
+    # (it may be in another lane).
+    original_is_out = ~exists().where(
+        col(original.id) == col(OutboxMessage.refers_to_id), col(original.status).in_(_OPEN)
     )
     method_is_paused = exists().where(
         col(SlackMethodPause.method) == col(OutboxMessage.method), col(SlackMethodPause.until) > now
@@ -207,7 +259,7 @@ def claim_due(
     )
     query = (
         select(OutboxMessage)
-        .where(is_due, is_head_of_lane, lane_is_rested, ~method_is_paused)
+        .where(is_due, is_head_of_lane, lane_is_rested, original_is_out, ~method_is_paused)
         .order_by(
             col(OutboxMessage.priority).desc(), col(OutboxMessage.next_attempt_at), col(OutboxMessage.id)
         )

@@ -25,6 +25,8 @@ REQUIRED_SCOPES = {
     "channels:read",
     "groups:read",
     "users:read",
+    "files:write",  # digest charts and CSV exports (files_upload_v2)
+    "im:write",  # conversations.open: exports go to the caller's DM with Liaison
 }
 
 
@@ -52,7 +54,8 @@ def test_metadata_and_identity(manifest: dict[str, Any]) -> None:
     assert manifest["features"]["bot_user"] == {"display_name": "liaison", "always_online": True}
     home = manifest["features"]["app_home"]
     assert home["home_tab_enabled"] is True
-    assert home["messages_tab_enabled"] is False
+    assert home["messages_tab_enabled"] is True  # personal digests and exports arrive there
+    assert home["messages_tab_read_only_enabled"] is False  # `/digest subscribe` is typed there
 
 
 @pytest.mark.parametrize("command", sorted({*COMMANDS, *EXTRA_COMMANDS}))

@@ -91,6 +91,19 @@ class Call:
         return f"{self.method} channel={self.channel} [{outcome}] {_summarize(self.params)}"
 
 
+@dataclass(frozen=True)
+class UploadedFile:
+    """A file uploaded the files_upload_v2 way and shared into ``channel``."""
+
+    file_id: str
+    filename: str
+    title: str
+    channel: str | None
+    content: bytes | None
+    initial_comment: str | None = None
+    thread_ts: str | None = None
+
+
 @dataclass
 class _ScriptedFailure:
     method: str | None
@@ -151,6 +164,8 @@ class _State:
     rotation: _Rotation | None = None
     in_flight: int = 0
     max_in_flight: int = 0
+    uploads: dict[str, bytes] = field(default_factory=dict)  # file id -> bytes POSTed to its upload_url
+    upload_names: dict[str, Params] = field(default_factory=dict)  # file id -> getUploadURLExternal params
 
 
 class SlackStandIn:
@@ -162,6 +177,7 @@ class SlackStandIn:
         self._state = _State()
         self._last_ts_micros = 0
         self._view_counter = itertools.count(1)
+        self._file_counter = itertools.count(1)
         self._server: _StandInServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -353,6 +369,34 @@ class SlackStandIn:
     def issued_tokens(self) -> int:
         with self._lock:
             return 0 if self._state.rotation is None else self._state.rotation.issued
+
+    def uploaded_files(self, channel: str | None = None) -> list[UploadedFile]:
+        """Files shared by ``files.completeUploadExternal``, with the bytes POSTed to their upload URL."""
+        shared: list[UploadedFile] = []
+        with self._lock:
+            uploads = dict(self._state.uploads)
+            names = dict(self._state.upload_names)
+        for call in self.calls("files.completeUploadExternal"):
+            entries = call.params.get("files")
+            if isinstance(entries, str):
+                entries = json.loads(entries)
+            for entry in entries or []:
+                file_id = str(entry.get("id"))
+                target = call.params.get("channel_id") or call.params.get("channels")
+                if channel is not None and target != channel:
+                    continue
+                shared.append(
+                    UploadedFile(
+                        file_id=file_id,
+                        filename=str(names.get(file_id, {}).get("filename", "")),
+                        title=str(entry.get("title") or ""),
+                        channel=str(target) if target else None,
+                        content=uploads.get(file_id),
+                        initial_comment=call.params.get("initial_comment"),
+                        thread_ts=call.params.get("thread_ts"),
+                    )
+                )
+        return shared
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         """Block until ``predicate()`` holds; re-checked whenever a call is recorded."""
@@ -603,6 +647,49 @@ class SlackStandIn:
             },
         }
 
+    def _get_upload_url(self, params: Params) -> Params:
+        file_id = f"F{next(self._file_counter):08d}"
+        with self._lock:
+            self._state.upload_names[file_id] = dict(params)
+        return {"ok": True, "upload_url": f"{self.root_url}/upload/{file_id}", "file_id": file_id}
+
+    def _complete_upload(self, params: Params) -> Params:
+        entries = params.get("files")
+        if isinstance(entries, str):
+            entries = json.loads(entries)
+        files = []
+        for entry in entries or []:
+            file_id = str(entry.get("id"))
+            with self._lock:
+                known = file_id in self._state.uploads
+            if not known:
+                return {"ok": False, "error": "file_not_found"}
+            name = str(self._state.upload_names.get(file_id, {}).get("filename", ""))
+            files.append({"id": file_id, "name": name, "title": entry.get("title") or name})
+        return {"ok": True, "files": files}
+
+    def _record_upload(self, file_id: str, content: bytes, headers: dict[str, str]) -> Answer:
+        with self._changed:
+            known = file_id in self._state.upload_names
+            status = 200 if known else 404
+            if known:
+                self._state.uploads[file_id] = content
+            call = Call(
+                f"upload:{file_id}",
+                {"length": len(content)},
+                headers,
+                time.time(),
+                status,
+                None if known else "unknown_upload_url",
+            )
+            self._state.calls.append(call)
+            self._changed.notify_all()
+        return status, {}, {"ok": known}
+
+    def _conversations_open(self, params: Params) -> Params:
+        users = str(params.get("users", ""))
+        return {"ok": True, "channel": {"id": "D" + users.split(",")[0].removeprefix("U")}}
+
     def _users_info(self, params: Params) -> Params:
         user = str(params.get("user", ""))
         name = f"user-{user.lower()}"
@@ -637,6 +724,9 @@ _DEFAULT_ANSWERS: dict[str, Callable[[SlackStandIn, Params], Params]] = {
     "conversations.replies": SlackStandIn._replies,
     "chat.getPermalink": SlackStandIn._get_permalink,
     "users.info": SlackStandIn._users_info,
+    "files.getUploadURLExternal": SlackStandIn._get_upload_url,
+    "files.completeUploadExternal": SlackStandIn._complete_upload,
+    "conversations.open": SlackStandIn._conversations_open,
 }
 
 
@@ -649,6 +739,14 @@ class _Handler(BaseHTTPRequestHandler):
     server: _StandInServer
 
     def do_POST(self) -> None:
+        if self.path.startswith("/upload/"):  # an upload_url from files.getUploadURLExternal: raw bytes
+            length = int(self.headers.get("Content-Length") or 0)
+            content = self.rfile.read(length) if length else b""
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            file_id = self.path.removeprefix("/upload/")
+            status, extra, body = self.server.standin._record_upload(file_id, content, headers)
+            self._send(status, extra, body)
+            return
         self._dispatch(self._read_body())
 
     def do_GET(self) -> None:

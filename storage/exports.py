@@ -1,0 +1,164 @@
+"""CSV exports of the ledgers: movements, pledges, alert notices and acknowledgements.
+
+Files open correctly in Excel and LibreOffice: UTF-8 with a byte-order mark, CRLF line ends, times in
+ISO 8601 with their UTC offset (in the configured zone). No cell can run as a formula: text starting
+with `=`, `+`, `-`, `@` (or a tab or carriage return) is prefixed with an apostrophe, as OWASP
+recommends for CSV injection. Numbers are written as numbers (a negative count is not text).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlmodel import Session, col
+
+from storage.models import Acknowledgement, AlertNotice, Movement, Pledge
+
+BOM = "\ufeff"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+Cell = str | int | None
+
+
+@dataclass(frozen=True)
+class CsvFile:
+    filename: str
+    title: str
+    content: bytes
+    rows: int
+
+
+def neutralise(value: Cell) -> Cell:
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def to_csv(header: Sequence[str], rows: Iterable[Sequence[Cell]]) -> tuple[bytes, int]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(header)
+    count = 0
+    for row in rows:
+        writer.writerow(["" if cell is None else neutralise(cell) for cell in row])
+        count += 1
+    return (BOM + buffer.getvalue()).encode("utf-8"), count
+
+
+def _iso(moment: datetime | None, zone: ZoneInfo) -> str | None:
+    return None if moment is None else moment.astimezone(zone).isoformat(timespec="seconds")
+
+
+def movements_rows(
+    session: Session, zone: ZoneInfo, country: str | None
+) -> tuple[list[str], list[list[Cell]]]:
+    query = select(Movement).order_by(col(Movement.id))
+    if country is not None:
+        query = query.where(col(Movement.country) == country)
+    header = [
+        "entry",
+        "recorded_at",
+        "country",
+        "kind",
+        "count",
+        "capability",
+        "location",
+        "note",
+        "recorded_by",
+        "channel",
+        "undoes_entry",
+        "command",
+    ]
+    rows: list[list[Cell]] = [
+        [
+            m.id,
+            _iso(m.created_at, zone),
+            m.country,
+            str(m.kind),
+            m.count,
+            m.capability,
+            m.location,
+            m.note,
+            m.recorded_by,
+            m.channel_id,
+            m.reverses_id,
+            m.command_text,
+        ]
+        for m in session.execute(query).scalars()
+    ]
+    return header, rows
+
+
+def pledges_rows(session: Session, zone: ZoneInfo, country: str | None) -> tuple[list[str], list[list[Cell]]]:
+    query = select(Pledge).order_by(col(Pledge.id))
+    if country is not None:
+        query = query.where(col(Pledge.country) == country)
+    header = [
+        "entry",
+        "recorded_at",
+        "country",
+        "capability",
+        "headcount",
+        "recorded_by",
+        "channel",
+        "command",
+    ]
+    rows: list[list[Cell]] = [
+        [
+            p.id,
+            _iso(p.created_at, zone),
+            p.country,
+            p.capability,
+            p.headcount,
+            p.recorded_by,
+            p.channel_id,
+            p.command_text,
+        ]
+        for p in session.execute(query).scalars()
+    ]
+    return header, rows
+
+
+def notices_rows(session: Session, zone: ZoneInfo) -> tuple[list[str], list[list[Cell]]]:
+    header = ["notice", "issued_at", "level", "previous_level", "reason", "set_by"]
+    rows: list[list[Cell]] = [
+        [n.id, _iso(n.created_at, zone), n.level, n.previous_level, n.reason, n.set_by]
+        for n in session.execute(select(AlertNotice).order_by(col(AlertNotice.id))).scalars()
+    ]
+    return header, rows
+
+
+def acknowledgements_rows(
+    session: Session, zone: ZoneInfo, country: str | None
+) -> tuple[list[str], list[list[Cell]]]:
+    query = select(Acknowledgement).order_by(col(Acknowledgement.notice_id), col(Acknowledgement.id))
+    if country is not None:
+        query = query.where(col(Acknowledgement.country) == country)
+    header = ["notice", "country", "acknowledged_at", "acknowledged_by", "channel"]
+    rows: list[list[Cell]] = [
+        [a.notice_id, a.country, _iso(a.created_at, zone), a.user_id, a.channel_id]
+        for a in session.execute(query).scalars()
+    ]
+    return header, rows
+
+
+def export_files(session: Session, zone: ZoneInfo, country: str | None, stamp: str) -> list[CsvFile]:
+    """Every export file for one country (or all), named with `stamp` (e.g. the local date)."""
+    suffix = f"-{country.lower()}" if country else ""
+    parts = [
+        ("movements", "Movement ledger", movements_rows(session, zone, country)),
+        ("pledges", "Pledges", pledges_rows(session, zone, country)),
+        ("notices", "Alert notices", notices_rows(session, zone)),
+        ("acknowledgements", "Acknowledgements of notices", acknowledgements_rows(session, zone, country)),
+    ]
+    files = []
+    for name, title, (header, rows) in parts:
+        content, count = to_csv(header, rows)
+        files.append(CsvFile(f"liaison-{name}{suffix}-{stamp}.csv", title, content, count))
+    return files

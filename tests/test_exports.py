@@ -1,0 +1,175 @@
+"""Issue 9: CSV exports (`/liaison export`, `liaison export --out`) and `/deployment history`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from storage.exports import BOM, neutralise, to_csv
+from tests.support.bot import RunningBot, reply_text
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN = "UADMIN"
+ANNA = "U0ANNA"
+INJECTION = '=HYPERLINK("http://evil.example","click")'
+
+
+def parse(content: bytes) -> list[dict[str, str]]:
+    assert content.startswith(BOM.encode("utf-8"))
+    text = content.decode("utf-8-sig")
+    assert "\r\n" in text
+    return list(csv.DictReader(io.StringIO(text, newline="")))
+
+
+def record_some(bot: RunningBot) -> None:
+    bot.reply("/pledge", "poland 120", user_id=ADMIN, channel_id="COPS")
+    bot.reply("/pledge", "poland 30 dog-team", user_id=ADMIN, channel_id="COPS")
+    bot.reply("/arrivals", f"poland 40 dog-team at CDG -- {INJECTION}", user_id=ADMIN, channel_id="COPS")
+    bot.reply("/arrivals", "spain 12 -- @everyone +1 -2 fine", user_id=ADMIN, channel_id="COPS")
+    bot.advance(minutes=1)
+    bot.reply("/arrivals", "undo", user_id=ADMIN, channel_id="COPS")  # undoes Spain's 12
+    bot.reply("/alert", "raise urgence credible threat", user_id=ADMIN, channel_id="COPS")
+
+
+def test_neutralising_formula_cells() -> None:
+    assert neutralise("=1+2") == "'=1+2"
+    assert neutralise("+33 6 12") == "'+33 6 12"
+    assert neutralise("-2") == "'-2"
+    assert neutralise("@SUM(A1)") == "'@SUM(A1)"
+    assert neutralise("\t=1") == "'\t=1"
+    assert neutralise("Gare de l'Est") == "Gare de l'Est"
+    assert neutralise(-12) == -12  # numbers stay numbers
+    content, rows = to_csv(["a", "b"], [["=cmd|' /C calc'!A0", 3], [None, 'é, "quoted"']])
+    assert rows == 2
+    assert parse(content) == [{"a": "'=cmd|' /C calc'!A0", "b": "3"}, {"a": "", "b": 'é, "quoted"'}]
+
+
+def test_export_is_sent_privately_to_the_callers_dm(bot: RunningBot) -> None:
+    record_some(bot)
+    body = bot.reply("/liaison", "export", user_id=ADMIN, channel_id="COPS")
+    assert body["response_type"] == "ephemeral"
+    assert "4 CSV files for all countries are on their way to your DM" in body["text"]
+    bot.deliver()
+    assert [c.params["users"] for c in bot.slack.calls("conversations.open")] == [ADMIN] * 4
+    files = {f.filename.split("-2026")[0]: f for f in bot.slack.uploaded_files("DADMIN")}
+    assert set(files) == {
+        "liaison-movements",
+        "liaison-pledges",
+        "liaison-notices",
+        "liaison-acknowledgements",
+    }
+    assert bot.slack.uploaded_files("COPS") == []  # never into the channel
+
+    movements = parse(files["liaison-movements"].content or b"")
+    assert [(m["country"], m["kind"], m["count"]) for m in movements] == [
+        ("PL", "arrival", "40"),
+        ("ES", "arrival", "12"),
+        ("ES", "arrival", "-12"),
+    ]
+    assert movements[0]["note"] == "'" + INJECTION
+    assert movements[0]["location"] == "CDG"
+    assert movements[1]["note"] == "'@everyone +1 -2 fine"
+    assert movements[2]["undoes_entry"] == movements[1]["entry"]
+    assert datetime.fromisoformat(movements[0]["recorded_at"]).utcoffset() is not None
+    assert movements[0]["recorded_at"].endswith("+02:00")  # July in Paris
+
+    pledges = parse(files["liaison-pledges"].content or b"")
+    assert [(p["capability"], p["headcount"]) for p in pledges] == [("", "120"), ("dog-team", "30")]
+    [notice] = parse(files["liaison-notices"].content or b"")
+    assert (notice["level"], notice["previous_level"], notice["reason"]) == (
+        "urgence",
+        "vigilance",
+        "credible threat",
+    )
+    assert parse(files["liaison-acknowledgements"].content or b"") == []
+
+
+def test_export_of_one_country_and_refusal_for_others(bot: RunningBot) -> None:
+    record_some(bot)
+    refused = bot.reply("/liaison", "export", user_id=ANNA, channel_id="COPS")
+    assert "Only the operations centre (ops) or an admin can export" in refused["text"]
+    body = bot.reply("/liaison", "export spain", user_id=ADMIN, channel_id="COPS")
+    assert "for Spain" in body["text"]
+    bot.deliver()
+    movements = next(f for f in bot.slack.uploaded_files("DADMIN") if "movements-es" in f.filename)
+    assert {row["country"] for row in parse(movements.content or b"")} == {"ES"}
+    uploads = len(bot.slack.uploaded_files())
+    bad = bot.reply("/liaison", "export atlantis", user_id=ADMIN, channel_id="COPS")
+    assert "I don't know the country `atlantis`" in reply_text(bad)
+    bot.deliver()
+    assert len(bot.slack.uploaded_files()) == uploads  # nothing was queued
+
+
+def test_export_from_the_command_line(bot: RunningBot, sqlite_url: str, tmp_path: Path) -> None:
+    record_some(bot)
+    out = tmp_path / "out"
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": sqlite_url, "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "export", "--out", str(out), "--country", "poland"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    written = sorted(p.name for p in out.iterdir())
+    assert len(written) == 4
+    assert all("-pl-" in name for name in written)
+    [movements] = [p for p in out.iterdir() if p.name.startswith("liaison-movements")]
+    [row] = parse(movements.read_bytes())
+    assert row["count"] == "40"
+    assert row["note"].startswith("'=")
+    unknown = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "export", "--out", str(out), "--country", "atlantis"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert unknown.returncode == 2
+    assert "Unknown country" in unknown.stderr
+
+
+def test_deployment_history_shows_who_when_what_and_undos(bot: RunningBot) -> None:
+    bot.reply("/pledge", "spain 50", user_id=ADMIN, channel_id="COPS")
+    bot.advance(minutes=1)
+    bot.reply("/pledge", "spain 80", user_id=ADMIN, channel_id="COPS")
+    bot.advance(minutes=1)
+    bot.reply("/arrivals", "spain 12 patrol at <Orly> -- <!channel>", user_id=ANNA, channel_id="C0ES")
+    bot.advance(minutes=1)
+    bot.reply("/arrivals", "undo", user_id=ANNA, channel_id="C0ES")
+    body = bot.reply("/deployment", "history spain", user_id=ANNA)
+    text = json.dumps(body["blocks"], ensure_ascii=False)
+    lines = [line for b in body["blocks"] if b["type"] == "section" for line in b["text"]["text"].split("\n")]
+    assert "Spain — last 4 changes" in text
+    assert "*undo* of entry #1" in lines[0]
+    assert f"<@{ANNA}>" in lines[0]
+    assert "*12 arrived* (patrol) at &lt;Orly&gt;" in lines[1]
+    assert "<!channel>" not in text
+    assert "pledge total: *80* (was 50)" in lines[2]
+    assert lines[3].startswith("`09:0")
+    assert "pledge total: *50*" in lines[3]
+
+
+def test_history_keeps_to_the_last_20(bot: RunningBot) -> None:
+    for count in range(1, 26):  # different counts: a retyped command would be asked about
+        bot.reply("/arrivals", f"italy {count}", user_id=ADMIN, channel_id="COPS")
+    body = bot.reply("/deployment", "history italy", user_id=ADMIN)
+    assert "Italy — last 20 changes" in reply_text(body)
+    assert "entry #25" in reply_text(body)
+    assert "entry #5 " not in reply_text(body) + " "
+    assert "*25 arrived*" in reply_text(body)
+    assert "*5 arrived*" not in reply_text(body)
+    empty = bot.reply("/deployment", "history malta", user_id=ADMIN)
+    assert "Nothing recorded for Malta yet" in empty["text"]
+    missing = bot.reply("/deployment", "history", user_id=ADMIN)
+    assert "Which country?" in missing["text"]
