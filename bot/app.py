@@ -1,5 +1,5 @@
-"""The Bolt app: request verification, de-duplication of Events API retries, and every listener,
-registered here in one place. `serve` and `shell` both build their app with `create_app`."""
+"""The Bolt app: de-duplication of Events API retries, and every listener, registered here in one
+place (requests are verified before they reach it, in `bot/slack_edge.py`). `serve` and `shell` both build their app with `create_app`."""
 
 from __future__ import annotations
 
@@ -24,14 +24,18 @@ from storage.models import ProcessedEvent
 log = logging.getLogger(__name__)
 
 
-def create_app(runtime: Runtime, *, signing_secret: str, token: str) -> App:
+def create_app(runtime: Runtime, *, signing_secret: str | None, token: str) -> App:
+    """Bolt's app. Requests are verified before they reach it (`bot/slack_edge.py`), so Bolt's
+    own verification is off; `signing_secret` is kept for callers that sign their requests."""
+
     def authorize(enterprise_id: str | None, team_id: str | None, **_: Any) -> AuthorizeResult:
         # A single-workspace app: the bot token is known; no auth.test round trip per request.
         return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token)
 
     app = App(
         name="liaison",
-        signing_secret=signing_secret,
+        signing_secret=signing_secret or "",
+        request_verification_enabled=False,
         # Per-request clients get the token from `authorize`; this one only carries the base URL.
         client=WebClient(base_url=runtime.settings.slack_api_url, retry_handlers=[], timeout=15),
         authorize=authorize,

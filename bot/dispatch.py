@@ -53,7 +53,7 @@ def run_in_context(
 ) -> Reply:
     """One transaction: committed with its outbox messages, or rolled back whole on any error."""
     try:
-        with runtime.db.session() as session:
+        with runtime.db.request_session() as session:
             ctx = CommandContext(
                 session=session,
                 caller=caller,

@@ -92,6 +92,18 @@ class Settings(BaseSettings):
         gt=0,
         validation_alias=_env("LIAISON_OUTBOX_MAX_BACKOFF_SECONDS", "outbox_max_backoff_seconds"),
     )
+    http_channel_timeout_seconds: int = Field(
+        default=15,
+        ge=1,
+        le=600,
+        validation_alias=_env("LIAISON_HTTP_CHANNEL_TIMEOUT_SECONDS", "http_channel_timeout_seconds"),
+    )
+    http_connection_limit: int = Field(
+        default=500,
+        ge=10,
+        le=10_000,
+        validation_alias=_env("LIAISON_HTTP_CONNECTION_LIMIT", "http_connection_limit"),
+    )
 
     @field_validator("admins", mode="before")
     @classmethod
@@ -120,23 +132,33 @@ class Settings(BaseSettings):
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    def require_slack_credentials(self) -> tuple[str, str]:
-        """The signing secret and bot token, or a ConfigurationError naming what is missing."""
+    def require_slack_credentials(self, *, socket_mode: bool = False) -> tuple[str | None, str]:
+        """The signing secret (None in Socket Mode, which does not sign) and the bot token, or a
+        ConfigurationError naming what is missing."""
+        first = (
+            ("SLACK_APP_TOKEN", self.slack_app_token)
+            if socket_mode
+            else ("SLACK_SIGNING_SECRET", self.slack_signing_secret)
+        )
         missing = [
             name
-            for name, value in (
-                ("SLACK_SIGNING_SECRET", self.slack_signing_secret),
-                ("SLACK_BOT_TOKEN", self.slack_bot_token),
-            )
+            for name, value in (first, ("SLACK_BOT_TOKEN", self.slack_bot_token))
             if value is None or not value.get_secret_value().strip()
         ]
         if missing:
+            where = (
+                "Basic Information → App-Level Tokens (an xapp- token with connections:write)"
+                if socket_mode
+                else "Basic Information → Signing Secret"
+            )
             raise ConfigurationError(
                 f"{' and '.join(missing)} must be set to serve Slack "
-                "(find them in your Slack app's settings: Basic Information → Signing Secret, "
+                f"(find them in your Slack app's settings: {where}, "
                 "OAuth & Permissions → Bot User OAuth Token). "
                 "To try Liaison without Slack, run `liaison shell --demo`."
             )
-        assert self.slack_signing_secret is not None
         assert self.slack_bot_token is not None
+        if socket_mode:
+            return None, self.slack_bot_token.get_secret_value()
+        assert self.slack_signing_secret is not None
         return self.slack_signing_secret.get_secret_value(), self.slack_bot_token.get_secret_value()
