@@ -12,6 +12,7 @@ from commands.movements import flag
 from commands.parsing import country_from, quote
 from commands.permissions import require_admin, role_row
 from storage import directory
+from storage.db import serialize_on
 from storage.models import ChannelLink, LiaisonAssignment, Role, UserRole
 
 COMMAND = "/liaison"
@@ -54,6 +55,13 @@ def handle(text: str, ctx: CommandContext) -> Reply:
     )
 
 
+def _changing_directory(ctx: CommandContext, action: str) -> None:
+    """Admins only, one change of the directory at a time: ten identical `/liaison assign` typed at
+    once are applied once and the other nine told it is done (SQLite serializes writers already)."""
+    require_admin(ctx, action)
+    serialize_on(ctx.session, "liaison-directory")
+
+
 def _user(token: str) -> str:
     user_id = user_from_mention(token)
     if user_id is None:
@@ -67,7 +75,7 @@ def _user(token: str) -> str:
 def set_role(args: list[str], ctx: CommandContext) -> Reply:
     if len(args) != 2 or args[1].lower() not in ROLE_CHOICES:
         raise UsageError("Usage: `/liaison role @user ops|admin|none`.")
-    require_admin(ctx, "grant roles")
+    _changing_directory(ctx, "grant roles")
     user_id, choice = _user(args[0]), args[1].lower()
     ctx.session.execute(delete(UserRole).where(UserRole.user_id == user_id))  # type: ignore[arg-type]
     if choice != "none":
@@ -88,7 +96,7 @@ def set_role(args: list[str], ctx: CommandContext) -> Reply:
 def assign(args: list[str], ctx: CommandContext) -> Reply:
     if len(args) < 2:
         raise UsageError("Usage: `/liaison assign @user <country>`.")
-    require_admin(ctx, "assign liaison officers")
+    _changing_directory(ctx, "assign liaison officers")
     user_id, country = _user(args[0]), country_from(" ".join(args[1:]))
     if country.code in directory.countries_of(ctx.session, user_id):
         raise UsageError(f"{mention(user_id)} is already a liaison for {country.name}.")
@@ -104,7 +112,7 @@ def assign(args: list[str], ctx: CommandContext) -> Reply:
 def unassign(args: list[str], ctx: CommandContext) -> Reply:
     if len(args) < 2:
         raise UsageError("Usage: `/liaison unassign @user <country>`.")
-    require_admin(ctx, "remove liaison officers")
+    _changing_directory(ctx, "remove liaison officers")
     user_id, country = _user(args[0]), country_from(" ".join(args[1:]))
     if not directory.unassign(ctx.session, user_id, country.code):
         raise UsageError(f"{mention(user_id)} is not a liaison for {country.name}.")
@@ -115,7 +123,7 @@ def unassign(args: list[str], ctx: CommandContext) -> Reply:
 def link(args: list[str], ctx: CommandContext) -> Reply:
     if not args:
         raise UsageError("Usage: `/liaison link <country>` — typed in the country's liaison channel.")
-    require_admin(ctx, "link channels")
+    _changing_directory(ctx, "link channels")
     country = country_from(" ".join(args))
     channel = ctx.caller.channel_id
     if not channel:
@@ -148,7 +156,7 @@ def link(args: list[str], ctx: CommandContext) -> Reply:
 def unlink(args: list[str], ctx: CommandContext) -> Reply:
     if args:
         raise UsageError("`/liaison unlink` takes nothing after it; type it in the channel to unlink.")
-    require_admin(ctx, "unlink channels")
+    _changing_directory(ctx, "unlink channels")
     existing = directory.link_of(ctx.session, ctx.caller.channel_id)
     if existing is None:
         raise UsageError("This channel is not linked to any country.")
