@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from slack_bolt import App
+from waitress import wasyncore
 from waitress.server import create_server
 
 from bot.health import Check, Health, database_check, gather, ready_check
@@ -127,6 +128,13 @@ class HttpServer:
         self._thread.start()
 
     def close(self) -> None:
-        self._server.close()
-        if self._thread is not None:
-            self._thread.join(5)
+        if self._thread is None or not self._thread.is_alive():
+            self._server.close()
+            return
+        # Close every socket from inside the serving loop (closing them from this thread while the
+        # loop selects on them gives "Bad file descriptor"); with nothing left to watch, it returns.
+        server = self._server
+        sockets = getattr(server, "_map")  # noqa: B009
+        getattr(server, "trigger").pull_trigger(lambda: wasyncore.close_all(sockets))  # noqa: B009
+        self._thread.join(5)
+        getattr(server, "task_dispatcher").shutdown()  # noqa: B009

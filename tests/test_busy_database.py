@@ -70,12 +70,12 @@ def test_a_held_sqlite_lock_refuses_a_button_press_quickly(bot: RunningBot, sqli
 
 @pytest.mark.postgres
 def test_a_locked_postgres_table_gets_a_busy_reply_in_time(
-    postgres_url: str, slack: SlackStandIn, signing_secret: str
+    migrated_postgres_url: str, slack: SlackStandIn, signing_secret: str
 ) -> None:
     from tests.support.bot import running_bot
 
-    with running_bot(postgres_url, slack, signing_secret) as bot:
-        with psycopg.connect(postgres_url) as holder:
+    with running_bot(migrated_postgres_url, slack, signing_secret) as bot:
+        with psycopg.connect(migrated_postgres_url) as holder:
             holder.execute("LOCK TABLE movement IN ACCESS EXCLUSIVE MODE")
             started = time.monotonic()
             body = bot.reply("/arrivals", "poland 10")
