@@ -11,6 +11,7 @@ from typing import Any
 from bot.errors import unexpected_error_reply
 from bot.registry import COMMANDS
 from bot.runtime import Runtime
+from bot.slack_reads import SlackChannels
 from commands import alert, duplicates
 from commands.blocks import section
 from commands.common import Caller, CommandContext, Reply, UsageError, clean_text
@@ -61,6 +62,7 @@ def run_in_context(
                 config=runtime.config,
                 command=command,
                 confirmed_duplicate=confirmed_duplicate,
+                channels=SlackChannels.reading_with(runtime.client),
             )
             reply = handle(ctx)
     except UsageError as error:

@@ -123,11 +123,24 @@ def unassign(args: list[str], ctx: CommandContext) -> Reply:
 def link(args: list[str], ctx: CommandContext) -> Reply:
     if not args:
         raise UsageError("Usage: `/liaison link <country>` — typed in the country's liaison channel.")
-    _changing_directory(ctx, "link channels")
     country = country_from(" ".join(args))
     channel = ctx.caller.channel_id
     if not channel:
         raise UsageError("Run `/liaison link` inside the channel to link.")
+    if channel.startswith("D"):
+        raise UsageError(
+            "A direct message cannot be a liaison channel.",
+            hint=f"Type `/liaison link {quote(country.name)}` in {country.name}'s liaison channel.",
+        )
+    # Asked before the transaction starts: no lock is held while Slack answers.
+    member = ctx.channels.bot_is_member(channel) if ctx.channels is not None else None
+    _changing_directory(ctx, "link channels")
+    if member is False:
+        raise UsageError(
+            "Liaison is not a member of this channel, so its notices could not be posted here. "
+            "Nothing was linked.",
+            hint=f"Type `/invite @liaison` in this channel, then `/liaison link {country.name.lower()}` again.",
+        )
     existing = directory.link_of(ctx.session, channel)
     if existing is not None and existing.country == country.code:
         raise UsageError(f"This channel is already {country.name}'s liaison channel.")
@@ -146,11 +159,13 @@ def link(args: list[str], ctx: CommandContext) -> Reply:
         f"{flag(country)} This channel is now *{country.name}*'s liaison channel{previous}: "
         "alert-level notices for the country arrive here." + (" The current notice follows." if sent else "")
     )
-    return Reply(
-        text=text,
-        blocks=[section(text), context("Make sure Liaison is a member of this channel.")],
-        in_channel=True,
+    note = (
+        "Liaison is a member of this channel."
+        if member
+        else "Slack could not be asked whether Liaison is a member of this channel: "
+        "if it is not, type `/invite @liaison` here so that notices arrive."
     )
+    return Reply(text=text, blocks=[section(text), context(note)], in_channel=True)
 
 
 def unlink(args: list[str], ctx: CommandContext) -> Reply:

@@ -906,7 +906,9 @@ def test_a_country_that_never_received_the_notice_is_not_reminded(
 
     ops_bot.advance(minutes=15)
     assert run_reminders(ops_bot) == 2
-    assert len(slack.calls(channel="C0IT", include_failed=True)) == 1  # only the failed notice
+    assert (
+        len(slack.calls("chat.postMessage", channel="C0IT", include_failed=True)) == 1
+    )  # only the failed notice
     for channel in ("C0PL", "C0ES"):
         assert len(log.in_channel(channel)) == 2
     ops_bot.advance(minutes=15)

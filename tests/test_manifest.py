@@ -13,14 +13,15 @@ from bot.registry import COMMANDS
 
 MANIFEST = Path(__file__).resolve().parents[1] / "manifest.yml"
 EXTRA_COMMANDS = ("/liaison", "/alert")
-REQUIRED_SCOPES = {
-    "commands",
-    "chat:write",
-    "chat:write.public",
-    "channels:read",
-    "groups:read",
-    "users:read",
+# Every scope asked for, and what uses it; nothing else (Enterprise Grid app reviews ask about each).
+USED_SCOPES = {
+    "commands": "the slash commands",
+    "chat:write": "every message, through the outbox",
+    "chat:write.public": "posting to a public channel the bot was not invited to (the ops channel)",
+    "channels:read": "conversations.info on a public channel in /liaison link",
+    "groups:read": "conversations.info on a private channel in /liaison link",
 }
+OUTBOX_RECONCILIATION_SCOPES = {"channels:history", "groups:history"}  # issue 6: conversations.history
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +77,8 @@ def test_all_urls_point_to_the_same_events_endpoint(manifest: dict[str, Any]) ->
 
 def test_scopes_events_and_settings(manifest: dict[str, Any]) -> None:
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
-    assert scopes >= REQUIRED_SCOPES
+    assert scopes >= set(USED_SCOPES)
+    assert scopes <= set(USED_SCOPES) | OUTBOX_RECONCILIATION_SCOPES, "a scope nothing uses"
     settings = manifest["settings"]
     assert "app_home_opened" in settings["event_subscriptions"]["bot_events"]
     assert settings["interactivity"]["is_enabled"] is True
@@ -94,3 +96,31 @@ def test_header_explains_host_and_socket_mode() -> None:
         "SLACK_APP_TOKEN",
     ):
         assert needle in header
+
+
+def test_header_explains_who_needs_the_signing_secret_and_foreign_officers() -> None:
+    header = MANIFEST.read_text(encoding="utf-8").split("_metadata:")[0]
+    assert "over HTTP also SLACK_SIGNING_SECRET" in header
+    assert "Start `liaison serve` before creating the app" in header
+    assert "Slack Connect" in header
+
+
+def test_scopes_are_the_ones_the_code_calls() -> None:
+    """conversations.info is the only read; users.* is never called (no users:read)."""
+    root = MANIFEST.parent
+    sources = "\n".join(
+        p.read_text(encoding="utf-8")
+        for d in ("bot", "commands", "storage")
+        for p in (root / d).rglob("*.py")
+    )
+    assert "conversations_info" in sources
+    assert "users_info" not in sources
+    assert "users.info" not in sources
+
+
+def test_readme_orders_the_slack_set_up_so_slack_can_verify_the_url() -> None:
+    readme = (MANIFEST.parent / "README.md").read_text(encoding="utf-8")
+    setup = readme.split("## Connecting a real Slack workspace", 1)[1]
+    assert setup.index("liaison serve --host") < setup.index("Slack verifies the events URL\n   against")
+    for needle in ("Slack Connect", "multi-channel guest", "/invite @liaison", "reverse proxy"):
+        assert needle in readme

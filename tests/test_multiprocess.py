@@ -118,6 +118,8 @@ def test_two_processes_deliver_each_notice_once(
             )
             assert response.status_code == 200, response.text
             assert "liaison channel" in response.json()["text"], response.text
+        assert len(slack.calls("conversations.info")) == 20  # each link checks the bot is in the channel
+        slack.clear()
         response = client.post_command(
             "/alert", "raise urgence credible threat against the opening ceremony", user_id="UADMIN"
         )
