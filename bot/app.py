@@ -12,10 +12,11 @@ from slack_bolt import Ack, App, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bot import home
 from bot.dispatch import caller_from_command, handle_alert_ack, handle_duplicate_choice, run_command
+from bot.errors import is_database_busy
 from bot.registry import COMMAND_MODULES
 from bot.runtime import Runtime
 from commands import alert, duplicates
@@ -57,8 +58,13 @@ def _skip_redelivered_events(runtime: Runtime) -> Any:
         if not event_id:
             return next()  # type: ignore[no-any-return]
         try:
-            with runtime.db.session() as session:
+            with runtime.db.request_session() as session:
                 session.add(ProcessedEvent(event_id=str(event_id), received_at=runtime.clock.now()))
+        except OperationalError as error:
+            if not is_database_busy(error):
+                raise
+            log.warning("database busy: event %s not handled now (Slack retries it)", event_id)
+            return BoltResponse(status=503, body="")
         except IntegrityError:
             retry = req.headers.get("x-slack-retry-num", ["?"])[0]
             log.info("event %s already handled; ignoring redelivery (retry %s)", event_id, retry)
@@ -90,6 +96,9 @@ def register(app: App, runtime: Runtime) -> None:
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> None:
+        if is_database_busy(error):
+            log.warning("database busy for a %s request (Slack retries events)", body.get("type", "command"))
+            return
         log.error("unhandled error for a %s request", body.get("type", "command"), exc_info=error)
 
 

@@ -11,7 +11,7 @@ from storage import ledger, outbox
 def publish(runtime: Runtime, user_id: str) -> None:
     if not user_id:
         return
-    with runtime.db.session() as session:
+    with runtime.db.request_session() as session:  # in the request: fail fast when busy
         overview = overview_reply(ledger.deployment_status(session))
         outbox.publish_home(session, user_id, home_view(overview), now=runtime.clock.now())
     runtime.outbox.wake()

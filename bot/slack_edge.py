@@ -28,7 +28,7 @@ from slack_bolt.request import BoltRequest
 from slack_bolt.request.internals import build_context
 
 from bot import payloads
-from bot.errors import busy_reply, is_database_busy
+from bot.errors import is_database_busy, unexpected_error_reply
 from storage import replays
 from storage.clock import Clock
 from storage.db import Database
@@ -172,12 +172,13 @@ class SlackEndpoint:
             with self._db.request_session() as session:
                 first = replays.remember(session, signature, expires_at)
         except Exception as error:
-            if not is_database_busy(error):
-                raise
-            log.warning("database busy: could not check a request for replay")
-            if envelope.is_command:
-                return Answer.json(busy_reply().to_message())
-            return Answer.text(503, "busy, try again")
+            if envelope.is_command:  # busy: "try again"; else an error id, logged with its traceback
+                return Answer.json(unexpected_error_reply(error, "the replay check").to_message())
+            if is_database_busy(error):
+                log.warning("database busy: could not check a %s request for replay", envelope.kind)
+                return Answer.text(503, "busy, try again")
+            log.exception("could not check a %s request for replay", envelope.kind)
+            return Answer.text(500, "internal error")
         if first:
             return None
         log.warning("refused a replayed %s request (signature already used)", envelope.kind)

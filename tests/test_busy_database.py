@@ -95,3 +95,15 @@ def test_busy_errors_are_recognised_and_others_are_not() -> None:
     assert not is_database_busy(other)
     assert "Something went wrong" in unexpected_error_reply(other, "/arrivals").text
     assert not is_database_busy(RuntimeError("database is locked"))
+
+
+def test_a_broken_database_gives_an_error_id_not_a_500(bot: RunningBot, sqlite_url: str) -> None:
+    path = make_url(sqlite_url).database
+    assert path
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE seen_request")
+    body = bot.reply("/arrivals", "poland 10")
+    assert "Something went wrong on our side and nothing was recorded (error id" in body["text"]
+    assert "seen_request" not in reply_text(body)
+    assert bot.count(Movement) == 0
+    assert bot.client.post_action("duplicate_discard", "1").status_code == 500
