@@ -649,6 +649,7 @@ def test_health_probe(bot: RunningBot) -> None:
     http = bot.client.http
     health = http.get("/healthz")
     assert (health.status_code, health.json()) == (200, {"status": "ok", "reasons": []})
+    assert http.head("/healthz").status_code == 200
     assert http.get("/slack/events").status_code == 405
     refused = http.post("/healthz")
     assert (refused.status_code, refused.headers["allow"]) == (405, "GET, HEAD")
