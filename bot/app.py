@@ -1,5 +1,5 @@
-"""The Bolt app: request verification, de-duplication of Events API retries, and every listener,
-registered here in one place. `serve` and `shell` both build their app with `create_app`."""
+"""The Bolt app: de-duplication of Events API retries, and every listener, registered here in one
+place (requests are verified before they reach it, in `bot/slack_edge.py`). `serve` and `shell` both build their app with `create_app`."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from slack_bolt import Ack, App, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bot import home, incidents
 from bot.dispatch import caller_from_command, handle_alert_ack, handle_duplicate_choice, run_command
+from bot.errors import is_database_busy
 from bot.registry import COMMAND_MODULES
 from bot.runtime import Runtime
 from commands import alert, duplicates, incident
@@ -25,7 +26,10 @@ log = logging.getLogger(__name__)
 OWN_LISTENERS = frozenset({incident.COMMAND})  # commands whose listener is registered by their bot module
 
 
-def create_app(runtime: Runtime, *, signing_secret: str, token: str) -> App:
+def create_app(runtime: Runtime, *, signing_secret: str | None, token: str) -> App:
+    """Bolt's app. Requests are verified before they reach it (`bot/slack_edge.py`), so Bolt's
+    own verification is off; `signing_secret` is kept for callers that sign their requests."""
+
     def authorize(enterprise_id: str | None, team_id: str | None, **_: Any) -> AuthorizeResult:
         # A single-workspace app: the bot token is known (or renewed by rotation); no auth.test
         # round trip per request.
@@ -35,7 +39,8 @@ def create_app(runtime: Runtime, *, signing_secret: str, token: str) -> App:
 
     app = App(
         name="liaison",
-        signing_secret=signing_secret,
+        signing_secret=signing_secret or "",
+        request_verification_enabled=False,
         # Per-request clients get the token from `authorize`; this one only carries the base URL.
         client=WebClient(base_url=runtime.settings.slack_api_url, retry_handlers=[], timeout=15),
         authorize=authorize,
@@ -57,8 +62,13 @@ def _skip_redelivered_events(runtime: Runtime) -> Any:
         if not event_id:
             return next()  # type: ignore[no-any-return]
         try:
-            with runtime.db.session() as session:
+            with runtime.db.request_session() as session:
                 session.add(ProcessedEvent(event_id=str(event_id), received_at=runtime.clock.now()))
+        except OperationalError as error:
+            if not is_database_busy(error):
+                raise
+            log.warning("database busy: event %s not handled now (Slack retries it)", event_id)
+            return BoltResponse(status=503, body="")
         except IntegrityError:
             retry = req.headers.get("x-slack-retry-num", ["?"])[0]
             log.info("event %s already handled; ignoring redelivery (retry %s)", event_id, retry)
@@ -92,6 +102,9 @@ def register(app: App, runtime: Runtime) -> None:
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> None:
+        if is_database_busy(error):
+            log.warning("database busy for a %s request (Slack retries events)", body.get("type", "command"))
+            return
         log.error("unhandled error for a %s request", body.get("type", "command"), exc_info=error)
 
 

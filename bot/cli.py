@@ -204,29 +204,36 @@ def demo_data(settings: Settings, *, force: bool) -> int:
 
 def serve(settings: Settings, *, host: str, port: int, socket_mode: bool) -> int:
     from bot.app import create_app
-    from bot.health import delivery_problems
-    from bot.http import HttpServer, LiaisonWSGI
+    from bot.http import HttpServer, build_wsgi
     from bot.runtime import build_runtime
 
-    signing_secret, token = settings.require_slack_credentials()
+    signing_secret, token = settings.require_slack_credentials(socket_mode=socket_mode)
     runtime = build_runtime(settings, token=token)
     runtime.db.migrate()
     app = create_app(runtime, signing_secret=signing_secret, token=token)
     ready = threading.Event()
     services = start_background_services(runtime)
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        # Raised in the main thread: waitress' loop (or Socket Mode's wait) ends, `finally` cleans up.
+        log.info("signal %s: shutting down", signum)
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     try:
         if socket_mode:
             return _serve_socket_mode(settings, app, ready)
-        wsgi = LiaisonWSGI(app, ready.is_set, lambda: delivery_problems(runtime))
-        server = HttpServer(wsgi, host, port, settings.http_threads)
-
-        def stop(signum: int, _frame: FrameType | None) -> None:
-            # waitress's loop ends cleanly on SystemExit raised in the serving thread (this one).
-            log.info("signal %s: shutting down", signum)
-            raise SystemExit(0)
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        assert signing_secret is not None
+        wsgi = build_wsgi(app, runtime, signing_secret=signing_secret, ready=ready.is_set)
+        server = HttpServer(
+            wsgi,
+            host,
+            port,
+            settings.http_threads,
+            channel_timeout=settings.http_channel_timeout_seconds,
+            connection_limit=settings.http_connection_limit,
+        )
         ready.set()
         print(f"Liaison listening on http://{server.host}:{server.port}", flush=True)
         log.info(
@@ -259,15 +266,15 @@ def _serve_socket_mode(settings: Settings, app: object, ready: threading.Event) 
     from slack_bolt import App
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-    if settings.slack_app_token is None:
-        raise ConfigurationError(
-            "SLACK_APP_TOKEN (an xapp- token with connections:write) is needed for --socket-mode."
-        )
+    assert settings.slack_app_token is not None  # require_slack_credentials(socket_mode=True) saw it
     assert isinstance(app, App)
     handler = SocketModeHandler(app, settings.slack_app_token.get_secret_value())
     ready.set()
     print("Liaison connected over Socket Mode", flush=True)
-    handler.start()  # type: ignore[no-untyped-call]
+    try:
+        handler.start()  # type: ignore[no-untyped-call]  # waits until SIGTERM/SIGINT raises SystemExit
+    finally:
+        handler.close()  # type: ignore[no-untyped-call]
     return 0
 
 

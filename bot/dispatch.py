@@ -14,6 +14,7 @@ from bot import home
 from bot.errors import unexpected_error_reply
 from bot.registry import COMMANDS
 from bot.runtime import Runtime
+from bot.slack_reads import SlackChannels
 from commands import alert, duplicates
 from commands.blocks import section
 from commands.common import Caller, CommandContext, Reply, UsageError, clean_text
@@ -56,7 +57,7 @@ def run_in_context(
 ) -> Reply:
     """One transaction: committed with its outbox messages, or rolled back whole on any error."""
     try:
-        with runtime.db.session() as session:
+        with runtime.db.request_session() as session:
             ctx = CommandContext(
                 session=session,
                 caller=caller,
@@ -64,6 +65,7 @@ def run_in_context(
                 config=runtime.config,
                 command=command,
                 confirmed_duplicate=confirmed_duplicate,
+                channels=SlackChannels.reading_with(runtime.client, runtime.tokens.current),
             )
             reply = handle(ctx)
             session.flush()

@@ -1,17 +1,41 @@
-"""Unexpected errors are logged with an id; the user sees the id and a calm message, never a trace."""
+"""Unexpected errors are logged with an id; the user sees the id and a calm message, never a trace.
+A database too busy to answer in Slack's 3 seconds is not unexpected: the user is told to try again."""
 
 from __future__ import annotations
 
 import logging
 import secrets
 
+from sqlalchemy.exc import OperationalError
+
 from commands.blocks import context, section
-from commands.common import Reply
+from commands.common import Reply, UsageError
 
 log = logging.getLogger("liaison.errors")
 
+# PostgreSQL: lock_not_available (lock_timeout), query_canceled (statement_timeout).
+_BUSY_SQLSTATES = frozenset({"55P03", "57014"})
+BUSY_MESSAGE = ":hourglass: Liaison's database is busy right now, so *nothing was recorded*."
+BUSY_HINT = "Please try again in a few seconds."
+
+
+def is_database_busy(error: BaseException) -> bool:
+    """A lock wait ran out (SQLite's `database is locked`, PostgreSQL's lock or statement timeout)."""
+    if not isinstance(error, OperationalError):
+        return False
+    if getattr(error.orig, "sqlstate", None) in _BUSY_SQLSTATES:
+        return True
+    return "database is locked" in str(error.orig) or "database table is locked" in str(error.orig)
+
+
+def busy_reply() -> Reply:
+    return UsageError(BUSY_MESSAGE, hint=BUSY_HINT).reply()
+
 
 def unexpected_error_reply(error: BaseException, where: str) -> Reply:
+    if is_database_busy(error):
+        log.warning("database busy in %s: %s", where, type(error).__name__)
+        return busy_reply()
     error_id = secrets.token_hex(4)
     log.error("error %s in %s: %s", error_id, where, type(error).__name__, exc_info=error)
     message = (

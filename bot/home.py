@@ -20,7 +20,7 @@ def publish(runtime: Runtime, user_id: str) -> None:
     if not user_id:
         return
     now = runtime.clock.now()
-    with runtime.db.session() as session:
+    with runtime.db.request_session() as session:  # in the request: fail fast when busy
         digests.record_home_visit(session, user_id, now)
         enqueue_board(session, runtime.config, user_id, now)
     runtime.outbox.wake()

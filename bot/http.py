@@ -1,17 +1,25 @@
 """HTTP serving: Slack's endpoint (`POST /slack/events`) and a health probe (`GET /healthz`) on a
-multi-threaded WSGI server (waitress). Bolt's sync App is WSGI-native, so nothing blocks an event loop."""
+multi-threaded WSGI server (waitress). Bolt's sync App is WSGI-native, so nothing blocks an event loop.
+
+waitress is not meant to face the internet alone: run it behind a reverse proxy that terminates TLS
+and buffers whole requests (nginx does by default), so slow clients tie up the proxy, not waitress'
+connections. Idle connections are closed after `channel_timeout` seconds all the same.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from slack_bolt import App
-from slack_bolt.adapter.wsgi import SlackRequestHandler
+from waitress import wasyncore
 from waitress.server import create_server
+
+from bot.health import Check, Health, database_check, delivery_check, gather, ready_check
+from bot.runtime import Runtime
+from bot.slack_edge import MAX_BODY_BYTES, Answer, SlackEndpoint
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -21,51 +29,75 @@ log = logging.getLogger(__name__)
 
 SLACK_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
-MAX_BODY_BYTES = 1_000_000  # Slack's payloads are a few KB
 
 
 class LiaisonWSGI:
-    def __init__(
-        self, app: App, ready: Callable[[], bool], problems: Callable[[], list[str]] | None = None
-    ) -> None:
-        self._slack = SlackRequestHandler(app, path=SLACK_PATH)
-        self._ready = ready
-        self._problems = problems or (lambda: [])
+    def __init__(self, slack: SlackEndpoint, health: Callable[[], Health]) -> None:
+        self._slack = slack
+        self._health = health
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        answer = self._route(environ)
+        start_response(
+            _status_line(answer.status),
+            [("Content-Type", answer.content_type), ("Content-Length", str(len(answer.body)))]
+            + ([("Allow", _ALLOWED[environ.get("PATH_INFO", "")])] if answer.status == 405 else []),
+        )
+        return [answer.body]
+
+    def _route(self, environ: WSGIEnvironment) -> Answer:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
-        if path == HEALTH_PATH and method in ("GET", "HEAD"):
-            return self._health(start_response)
-        if path == SLACK_PATH:
-            if method != "POST":
-                start_response("405 Method Not Allowed", [("Content-Type", "text/plain"), ("Allow", "POST")])
-                return [b"POST only\n"]
-            return self._slack(environ, start_response)
-        start_response("404 Not Found", [("Content-Type", "text/plain")])
-        return [b"not found\n"]
+        if path not in _ALLOWED:
+            return Answer.text(404, "not found")
+        if method not in _ALLOWED[path]:
+            return Answer.text(405, f"{_ALLOWED[path]} only")
+        if path == HEALTH_PATH:
+            health = self._health()
+            return Answer(health.status, health.to_json(), "application/json")
+        return self._slack.handle(environ)
 
-    def _health(self, start_response: StartResponse) -> Iterable[bytes]:
-        """200 `ok` or `degraded` (serving, but Slack delivery needs an admin), 503 while starting."""
-        if not self._ready():
-            body: dict[str, object] = {"status": "starting"}
-            status = "503 Service Unavailable"
-        else:
-            try:
-                reasons = self._problems()
-            except Exception as error:
-                log.exception("health check failed")
-                reasons = [f"health check failed: {type(error).__name__}"]
-            body = {"status": "degraded", "reasons": reasons} if reasons else {"status": "ok"}
-            status = "200 OK"
-        start_response(status, [("Content-Type", "application/json"), ("Cache-Control", "no-store")])
-        return [json.dumps(body).encode() + b"\n"]
+
+def build_wsgi(
+    app: App,
+    runtime: Runtime,
+    *,
+    signing_secret: str,
+    ready: Callable[[], bool],
+    checks: list[Check] | None = None,
+) -> LiaisonWSGI:
+    """Slack's endpoint for `app`, and /healthz: ready, the database answering, plus `checks`;
+    degraded by Slack delivery problems."""
+    endpoint = SlackEndpoint(app, runtime.db, runtime.clock, signing_secret=signing_secret)
+    all_checks = [ready_check(ready), database_check(runtime.db), *(checks or [])]
+    degradations = [delivery_check(runtime)]
+    return LiaisonWSGI(endpoint, lambda: gather(all_checks, degradations))
+
+
+_ALLOWED = {HEALTH_PATH: "GET, HEAD", SLACK_PATH: "POST"}
+_REASONS = {
+    200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+    413: "Payload Too Large", 500: "Internal Server Error", 503: "Service Unavailable",
+}  # fmt: skip
+
+
+def _status_line(status: int) -> str:
+    return f"{status} {_REASONS.get(status, 'Status')}"
 
 
 class HttpServer:
     """A waitress server that can run in the foreground (`serve`) or in a thread (tests)."""
 
-    def __init__(self, wsgi: LiaisonWSGI, host: str, port: int, threads: int) -> None:
+    def __init__(
+        self,
+        wsgi: LiaisonWSGI,
+        host: str,
+        port: int,
+        threads: int,
+        *,
+        channel_timeout: int = 15,
+        connection_limit: int = 500,
+    ) -> None:
         self._server: BaseWSGIServer | MultiSocketServer = create_server(
             wsgi,
             host=host,
@@ -74,6 +106,11 @@ class HttpServer:
             max_request_body_size=MAX_BODY_BYTES,
             ident="liaison",
             clear_untrusted_proxy_headers=True,
+            # Slow or idle clients: closed after channel_timeout s without progress, checked every
+            # cleanup_interval s; connection_limit bounds open sockets (the proxy absorbs the rest).
+            channel_timeout=channel_timeout,
+            cleanup_interval=max(1, min(channel_timeout, 5)),
+            connection_limit=connection_limit,
         )
         self._thread: threading.Thread | None = None
 
@@ -93,6 +130,13 @@ class HttpServer:
         self._thread.start()
 
     def close(self) -> None:
-        self._server.close()
-        if self._thread is not None:
-            self._thread.join(5)
+        if self._thread is None or not self._thread.is_alive():
+            self._server.close()
+            return
+        # Close every socket from inside the serving loop (closing them from this thread while the
+        # loop selects on them gives "Bad file descriptor"); with nothing left to watch, it returns.
+        server = self._server
+        sockets = getattr(server, "_map")  # noqa: B009
+        getattr(server, "trigger").pull_trigger(lambda: wasyncore.close_all(sockets))  # noqa: B009
+        self._thread.join(5)
+        getattr(server, "task_dispatcher").shutdown()  # noqa: B009

@@ -18,6 +18,7 @@ from bot.incidents import run_incident_timers
 from bot.runtime import Runtime
 from commands.alert import send_reminders
 from storage.housekeeping import prune
+from storage.replays import forget_expired
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,9 @@ def run_digests(runtime: Runtime) -> DueReport:
 
 
 def run_housekeeping(runtime: Runtime) -> int:
+    now = runtime.clock.now()
     with runtime.db.session() as session:
-        return prune(session, runtime.clock.now() - BOOKKEEPING_RETENTION)
+        return prune(session, now - BOOKKEEPING_RETENTION) + forget_expired(session, now)
 
 
 def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
@@ -90,7 +92,7 @@ def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
         CronTrigger(minute=17, timezone=runtime.config.zone),
         args=[runtime],
         id=HOUSEKEEPING_JOB,
-        name="prune old event ids and command log",
+        name="prune old event ids, command log and request signatures",
         replace_existing=True,
     )
     return scheduler

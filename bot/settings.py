@@ -162,6 +162,19 @@ class Settings(BaseSettings):
             raise ValueError("LIAISON_ONCALL_GROUP must be a Slack user-group id such as S0123ABCD")
         return value
 
+    http_channel_timeout_seconds: int = Field(
+        default=15,
+        ge=1,
+        le=600,
+        validation_alias=_env("LIAISON_HTTP_CHANNEL_TIMEOUT_SECONDS", "http_channel_timeout_seconds"),
+    )
+    http_connection_limit: int = Field(
+        default=500,
+        ge=10,
+        le=10_000,
+        validation_alias=_env("LIAISON_HTTP_CONNECTION_LIMIT", "http_connection_limit"),
+    )
+
     @field_validator("admins", mode="before")
     @classmethod
     def _split_admins(cls, value: object) -> object:
@@ -194,11 +207,13 @@ class Settings(BaseSettings):
         """Slack token rotation: the bot token is renewed with the refresh token before it expires."""
         return _given(self.slack_refresh_token)
 
-    def require_slack_credentials(self) -> tuple[str, str]:
-        """The signing secret and bot token (empty when rotation will fetch one), or a
-        ConfigurationError naming what is missing."""
+    def require_slack_credentials(self, *, socket_mode: bool = False) -> tuple[str | None, str]:
+        """The signing secret (None in Socket Mode, which does not sign) and the bot token (empty
+        when rotation will fetch one), or a ConfigurationError naming what is missing."""
         needed: list[tuple[str, SecretStr | str | None]] = [
-            ("SLACK_SIGNING_SECRET", self.slack_signing_secret)
+            ("SLACK_APP_TOKEN", self.slack_app_token)
+            if socket_mode
+            else ("SLACK_SIGNING_SECRET", self.slack_signing_secret)
         ]
         if self.token_rotation:
             needed += [
@@ -209,14 +224,21 @@ class Settings(BaseSettings):
             needed.append(("SLACK_BOT_TOKEN", self.slack_bot_token))
         missing = [name for name, value in needed if not _given(value)]
         if missing:
+            where = (
+                "Basic Information → App-Level Tokens (an xapp- token with connections:write)"
+                if socket_mode
+                else "Basic Information → Signing Secret"
+            )
             raise ConfigurationError(
                 f"{' and '.join(missing)} must be set to serve Slack "
-                "(find them in your Slack app's settings: Basic Information → Signing Secret, "
+                f"(find them in your Slack app's settings: {where}, "
                 "OAuth & Permissions → Bot User OAuth Token). "
                 "To try Liaison without Slack, run `liaison shell --demo`."
             )
-        assert self.slack_signing_secret is not None
         token = self.slack_bot_token.get_secret_value() if self.slack_bot_token is not None else ""
+        if socket_mode:
+            return None, token
+        assert self.slack_signing_secret is not None
         return self.slack_signing_secret.get_secret_value(), token
 
 

@@ -6,7 +6,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
@@ -50,6 +50,12 @@ class CommandConfig:
     incidents: IncidentProvider | None = None  # open incidents for digests and Home, once tracked
 
 
+class ChannelMembership(Protocol):
+    def bot_is_member(self, channel_id: str) -> bool | None:
+        """Whether Liaison's bot user is in the channel; None when Slack could not tell us in time."""
+        ...
+
+
 @dataclass
 class CommandContext:
     session: Session
@@ -58,6 +64,7 @@ class CommandContext:
     config: CommandConfig
     command: str
     confirmed_duplicate: bool = False
+    channels: ChannelMembership | None = None  # reads Slack; None where there is no Slack (tests of rules)
 
     def now(self) -> datetime:
         return self.clock.now()

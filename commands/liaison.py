@@ -13,6 +13,7 @@ from commands.movements import flag
 from commands.parsing import country_from, quote
 from commands.permissions import require_admin, role_row
 from storage import directory
+from storage.db import serialize_on
 from storage.models import ChannelLink, LiaisonAssignment, Role, UserRole
 
 COMMAND = "/liaison"
@@ -59,6 +60,13 @@ def handle(text: str, ctx: CommandContext) -> Reply:
     )
 
 
+def _changing_directory(ctx: CommandContext, action: str) -> None:
+    """Admins only, one change of the directory at a time: ten identical `/liaison assign` typed at
+    once are applied once and the other nine told it is done (SQLite serializes writers already)."""
+    require_admin(ctx, action)
+    serialize_on(ctx.session, "liaison-directory")
+
+
 def _user(token: str) -> str:
     user_id = user_from_mention(token)
     if user_id is None:
@@ -72,7 +80,7 @@ def _user(token: str) -> str:
 def set_role(args: list[str], ctx: CommandContext) -> Reply:
     if len(args) != 2 or args[1].lower() not in ROLE_CHOICES:
         raise UsageError("Usage: `/liaison role @user ops|admin|none`.")
-    require_admin(ctx, "grant roles")
+    _changing_directory(ctx, "grant roles")
     user_id, choice = _user(args[0]), args[1].lower()
     ctx.session.execute(delete(UserRole).where(UserRole.user_id == user_id))  # type: ignore[arg-type]
     if choice != "none":
@@ -93,7 +101,7 @@ def set_role(args: list[str], ctx: CommandContext) -> Reply:
 def assign(args: list[str], ctx: CommandContext) -> Reply:
     if len(args) < 2:
         raise UsageError("Usage: `/liaison assign @user <country>`.")
-    require_admin(ctx, "assign liaison officers")
+    _changing_directory(ctx, "assign liaison officers")
     user_id, country = _user(args[0]), country_from(" ".join(args[1:]))
     if country.code in directory.countries_of(ctx.session, user_id):
         raise UsageError(f"{mention(user_id)} is already a liaison for {country.name}.")
@@ -109,7 +117,7 @@ def assign(args: list[str], ctx: CommandContext) -> Reply:
 def unassign(args: list[str], ctx: CommandContext) -> Reply:
     if len(args) < 2:
         raise UsageError("Usage: `/liaison unassign @user <country>`.")
-    require_admin(ctx, "remove liaison officers")
+    _changing_directory(ctx, "remove liaison officers")
     user_id, country = _user(args[0]), country_from(" ".join(args[1:]))
     if not directory.unassign(ctx.session, user_id, country.code):
         raise UsageError(f"{mention(user_id)} is not a liaison for {country.name}.")
@@ -120,11 +128,24 @@ def unassign(args: list[str], ctx: CommandContext) -> Reply:
 def link(args: list[str], ctx: CommandContext) -> Reply:
     if not args:
         raise UsageError("Usage: `/liaison link <country>` — typed in the country's liaison channel.")
-    require_admin(ctx, "link channels")
     country = country_from(" ".join(args))
     channel = ctx.caller.channel_id
     if not channel:
         raise UsageError("Run `/liaison link` inside the channel to link.")
+    if channel.startswith("D"):
+        raise UsageError(
+            "A direct message cannot be a liaison channel.",
+            hint=f"Type `/liaison link {quote(country.name)}` in {country.name}'s liaison channel.",
+        )
+    # Asked before the transaction starts: no lock is held while Slack answers.
+    member = ctx.channels.bot_is_member(channel) if ctx.channels is not None else None
+    _changing_directory(ctx, "link channels")
+    if member is False:
+        raise UsageError(
+            "Liaison is not a member of this channel, so its notices could not be posted here. "
+            "Nothing was linked.",
+            hint=f"Type `/invite @liaison` in this channel, then `/liaison link {country.name.lower()}` again.",
+        )
     existing = directory.link_of(ctx.session, channel)
     if existing is not None and existing.country == country.code:
         raise UsageError(f"This channel is already {country.name}'s liaison channel.")
@@ -143,17 +164,19 @@ def link(args: list[str], ctx: CommandContext) -> Reply:
         f"{flag(country)} This channel is now *{country.name}*'s liaison channel{previous}: "
         "alert-level notices for the country arrive here." + (" The current notice follows." if sent else "")
     )
-    return Reply(
-        text=text,
-        blocks=[section(text), context("Make sure Liaison is a member of this channel.")],
-        in_channel=True,
+    note = (
+        "Liaison is a member of this channel."
+        if member
+        else "Slack could not be asked whether Liaison is a member of this channel: "
+        "if it is not, type `/invite @liaison` here so that notices arrive."
     )
+    return Reply(text=text, blocks=[section(text), context(note)], in_channel=True)
 
 
 def unlink(args: list[str], ctx: CommandContext) -> Reply:
     if args:
         raise UsageError("`/liaison unlink` takes nothing after it; type it in the channel to unlink.")
-    require_admin(ctx, "unlink channels")
+    _changing_directory(ctx, "unlink channels")
     existing = directory.link_of(ctx.session, ctx.caller.channel_id)
     if existing is None:
         raise UsageError("This channel is not linked to any country.")

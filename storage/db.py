@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,11 @@ from sqlmodel import Session
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A request must be answered inside Slack's 3 s: it waits at most this long for a lock, then fails
+# (the error handler answers "busy, nothing recorded, try again"). Background work waits longer.
+REQUEST_LOCK_TIMEOUT_MS = 1_500
+STATEMENT_TIMEOUT_MARGIN_MS = 1_000  # PostgreSQL: a statement may run this much longer than a lock wait
+LOCK_TIMEOUT_OPTION = "liaison_lock_timeout_ms"
 
 
 def normalize_database_url(url: str) -> str:
@@ -36,7 +41,19 @@ def create_db_engine(url: str) -> Engine:
     url = normalize_database_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         return _create_sqlite_engine(url)
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        timeout = conn.get_execution_options().get(LOCK_TIMEOUT_OPTION)
+        if timeout is not None:
+            # SET LOCAL: only this transaction; the pooled connection keeps the server defaults.
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(timeout)}")
+            conn.exec_driver_sql(
+                f"SET LOCAL statement_timeout = {int(timeout) + STATEMENT_TIMEOUT_MARGIN_MS}"
+            )
+
+    return engine
 
 
 def _create_sqlite_engine(url: str) -> Engine:
@@ -52,7 +69,6 @@ def _create_sqlite_engine(url: str) -> Engine:
         # Let SQLAlchemy, not pysqlite, decide when transactions begin (see _on_begin).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys = ON")
         if not in_memory:
             cursor.execute("PRAGMA journal_mode = WAL")
@@ -60,6 +76,9 @@ def _create_sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
+        # The busy timeout is per connection (and the in-memory one is shared): set it for each transaction.
+        timeout = conn.get_execution_options().get(LOCK_TIMEOUT_OPTION, SQLITE_BUSY_TIMEOUT_MS)
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(timeout)}")
         # Take the write lock up front: a check-then-write (a departure never below zero) cannot race.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -77,15 +96,26 @@ class Database:
         return cls(create_db_engine(url))
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A transaction: committed when the block ends normally, rolled back on any exception."""
-        with Session(self.engine, expire_on_commit=False) as session:
+    def session(self, *, lock_timeout_ms: int | None = None) -> Iterator[Session]:
+        """A transaction: committed when the block ends normally, rolled back on any exception.
+
+        With `lock_timeout_ms` it waits at most that long for a lock (SQLite's write lock, a PostgreSQL
+        row or advisory lock) and raises OperationalError instead of waiting on.
+        """
+        bind = self.engine
+        if lock_timeout_ms is not None:
+            bind = self.engine.execution_options(**{LOCK_TIMEOUT_OPTION: lock_timeout_ms})
+        with Session(bind, expire_on_commit=False) as session:
             try:
                 yield session
                 session.commit()
             except BaseException:
                 session.rollback()
                 raise
+
+    def request_session(self) -> AbstractContextManager[Session]:
+        """The transaction of a Slack request: it fails fast rather than outlast Slack's 3 seconds."""
+        return self.session(lock_timeout_ms=REQUEST_LOCK_TIMEOUT_MS)
 
     def migrate(self) -> None:
         upgrade_to_head(self.engine)

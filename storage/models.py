@@ -92,6 +92,15 @@ class ProcessedEvent(SQLModel, table=True):
     received_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class SeenRequest(SQLModel, table=True):
+    """A signed Slack request already accepted, remembered while its signature could be replayed."""
+
+    __tablename__ = "seen_request"
+
+    signature: str = Field(primary_key=True, max_length=80)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
+
+
 class OutboxStatus(StrEnum):
     PENDING = "pending"
     SENDING = "sending"

@@ -268,3 +268,46 @@ def test_demo_data_loads_once(tmp_path: Path) -> None:
     assert count_movements(f"sqlite:///{tmp_path / 'demo.db'}") == int(
         re.search(r"\((\d+) movements\)", first.stdout).group(1)  # type: ignore[union-attr]
     )
+
+
+def test_socket_mode_needs_no_signing_secret_and_stops_on_sigterm(
+    tmp_path: Path, slack: SlackStandIn
+) -> None:
+    # Slack hands out a WebSocket URL; nothing listens there, so the client keeps reconnecting.
+    slack.set_response("apps.connections.open", {"ok": True, "url": "ws://127.0.0.1:9/link"})
+    env = base_env(
+        f"sqlite:///{tmp_path / 'sm.db'}",
+        SLACK_BOT_TOKEN="xoxb-" + secrets.token_hex(8),
+        SLACK_APP_TOKEN="xapp-" + secrets.token_hex(8),
+        SLACK_API_URL=slack.base_url,
+    )
+    process = subprocess.Popen(
+        liaison("serve", "--socket-mode"),
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "Liaison connected over Socket Mode"
+        slack.wait_for_calls("apps.connections.open", 1, timeout=STARTUP_TIMEOUT)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=STARTUP_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert "signal 15: shutting down" in stderr
+    assert "SLACK_SIGNING_SECRET" not in stderr
+
+
+def test_socket_mode_names_the_app_token_not_the_signing_secret(tmp_path: Path) -> None:
+    env = base_env(f"sqlite:///{tmp_path / 'x.db'}", SLACK_BOT_TOKEN="xoxb-1")
+    result = subprocess.run(
+        liaison("serve", "--socket-mode"), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "SLACK_APP_TOKEN must be set" in result.stderr
+    assert "SLACK_SIGNING_SECRET" not in result.stderr

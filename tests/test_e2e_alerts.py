@@ -199,10 +199,10 @@ def ops_bot(sqlite_url: str, slack: SlackStandIn, signing_secret: str, log: Post
 
 @pytest.fixture
 def any_ops_bot(
-    database_url: str, slack: SlackStandIn, signing_secret: str, log: PostLog
+    migrated_database_url: str, slack: SlackStandIn, signing_secret: str, log: PostLog
 ) -> Iterator[RunningBot]:
     """The bot with an ops channel, on SQLite and on PostgreSQL."""
-    with running_bot(database_url, slack, signing_secret, ops_channel=OPS_CHANNEL) as running:
+    with running_bot(migrated_database_url, slack, signing_secret, ops_channel=OPS_CHANNEL) as running:
         yield running
 
 
@@ -906,7 +906,9 @@ def test_a_country_that_never_received_the_notice_is_not_reminded(
 
     ops_bot.advance(minutes=15)
     assert run_reminders(ops_bot) == 2
-    assert len(slack.calls(channel="C0IT", include_failed=True)) == 1  # only the failed notice
+    assert (
+        len(slack.calls("chat.postMessage", channel="C0IT", include_failed=True)) == 1
+    )  # only the failed notice
     for channel in ("C0PL", "C0ES"):
         assert len(log.in_channel(channel)) == 2
     ops_bot.advance(minutes=15)
@@ -941,9 +943,9 @@ def test_the_reminder_period_is_configurable(
 
 
 def test_pending_reminders_survive_a_restart(
-    database_url: str, slack: SlackStandIn, signing_secret: str, log: PostLog
+    migrated_database_url: str, slack: SlackStandIn, signing_secret: str, log: PostLog
 ) -> None:
-    with running_bot(database_url, slack, signing_secret, ops_channel=OPS_CHANNEL) as first:
+    with running_bot(migrated_database_url, slack, signing_secret, ops_channel=OPS_CHANNEL) as first:
         set_up_directory(first)
         raise_alert(first)
         first.deliver()
@@ -951,7 +953,7 @@ def test_pending_reminders_survive_a_restart(
         stopped_at = first.clock.now()
     notices = {channel: log.in_channel(channel)[0] for channel in CHANNELS.values()}
 
-    with running_bot(database_url, slack, signing_secret, ops_channel=OPS_CHANNEL) as second:
+    with running_bot(migrated_database_url, slack, signing_secret, ops_channel=OPS_CHANNEL) as second:
         second.clock.set(stopped_at)
         assert run_reminders(second) == 0
         second.advance(minutes=5)
@@ -963,7 +965,7 @@ def test_pending_reminders_survive_a_restart(
         second.advance(minutes=5)
         stopped_at = second.clock.now()  # 20 minutes after the notice
 
-    with running_bot(database_url, slack, signing_secret, ops_channel=OPS_CHANNEL) as third:
+    with running_bot(migrated_database_url, slack, signing_secret, ops_channel=OPS_CHANNEL) as third:
         third.clock.set(stopped_at + timedelta(minutes=10))
         assert run_reminders(third) == 1  # reminders were not sent again; ops is told
         for channel in CHANNELS.values():
@@ -1073,10 +1075,10 @@ def test_an_outage_delays_but_loses_and_doubles_nothing(
 
 
 def test_a_restart_in_the_middle_of_an_outage_loses_nothing(
-    database_url: str, slack: SlackStandIn, signing_secret: str, log: PostLog
+    migrated_database_url: str, slack: SlackStandIn, signing_secret: str, log: PostLog
 ) -> None:
     timeline = Timeline([])
-    with running_bot(database_url, slack, signing_secret, ops_channel=OPS_CHANNEL) as first:
+    with running_bot(migrated_database_url, slack, signing_secret, ops_channel=OPS_CHANNEL) as first:
         set_up_directory(first)
         script_outage(slack)
         raise_three_notices(first)
@@ -1091,7 +1093,7 @@ def test_a_restart_in_the_middle_of_an_outage_loses_nothing(
         assert OutboxStatus.PENDING in statuses
         stopped_at = first.clock.now()
 
-    with running_bot(database_url, slack, signing_secret, ops_channel=OPS_CHANNEL) as second:
+    with running_bot(migrated_database_url, slack, signing_secret, ops_channel=OPS_CHANNEL) as second:
         second.clock.set(stopped_at)
         deliver_until_idle(second, timeline)
         assert_each_notice_arrived_once_in_order(second, slack, log)

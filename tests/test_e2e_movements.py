@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from commands import duplicates, movements
@@ -609,14 +607,14 @@ def test_forged_signature_is_refused(bot: RunningBot, signing_secret: str) -> No
 @pytest.mark.parametrize("offset", [-301, 302])  # +302: int() rounds the future stamp down
 def test_timestamp_outside_five_minutes_is_refused(bot: RunningBot, offset: int) -> None:
     body = bot.client.factory.slash_command("/arrivals", "poland 40")
-    response = bot.client.post_signed(body, timestamp=int(time.time()) + offset)
+    response = bot.client.post_signed(body, timestamp=int(bot.clock.now().timestamp()) + offset)
     assert response.status_code == 401
     assert stored(bot) == (0, 0, 0, 0)
 
 
 def test_timestamp_within_five_minutes_is_accepted(bot: RunningBot) -> None:
     body = bot.client.factory.slash_command("/arrivals", "poland 40")
-    response = bot.client.post_signed(body, timestamp=int(time.time()) - 240)
+    response = bot.client.post_signed(body, timestamp=int(bot.clock.now().timestamp()) - 240)
     assert response.status_code == 200
     assert bot.count(Movement) == 1
 
@@ -648,6 +646,11 @@ def test_app_home_opened_publishes_the_home_tab_once_despite_retries(bot: Runnin
 
 
 def test_health_probe(bot: RunningBot) -> None:
-    assert httpx.get(f"{bot.url}/healthz").status_code == 200
-    assert httpx.get(f"{bot.url}/slack/events").status_code == 405
-    assert httpx.get(f"{bot.url}/nope").status_code == 404
+    http = bot.client.http
+    health = http.get("/healthz")
+    assert (health.status_code, health.json()) == (200, {"status": "ok", "reasons": []})
+    assert http.head("/healthz").status_code == 200
+    assert http.get("/slack/events").status_code == 405
+    refused = http.post("/healthz")
+    assert (refused.status_code, refused.headers["allow"]) == (405, "GET, HEAD")
+    assert http.get("/nope").status_code == 404

@@ -14,19 +14,18 @@ from commands.incident_modal import SHORTCUT_CALLBACK_ID
 
 MANIFEST = Path(__file__).resolve().parents[1] / "manifest.yml"
 EXTRA_COMMANDS = ("/liaison", "/alert", "/incident")
-REQUIRED_SCOPES = {
-    "commands",
-    "chat:write",
-    "chat:write.public",
-    # the outbox reconciles uncertain posts (bot/reconcile.py) in public, private and DM channels
-    "channels:history",
-    "groups:history",
-    "im:history",
-    "channels:read",
-    "groups:read",
-    "users:read",
-    "files:write",  # digest charts and CSV exports (files_upload_v2)
-    "im:write",  # conversations.open: exports go to the caller's DM with Liaison
+# Every scope asked for, and what uses it; nothing else (Enterprise Grid app reviews ask about each).
+USED_SCOPES = {
+    "commands": "the slash commands and the message shortcut",
+    "chat:write": "every message, through the outbox",
+    "chat:write.public": "posting to a public channel the bot was not invited to (the ops channel)",
+    "channels:read": "conversations.info on a public channel in /liaison link",
+    "groups:read": "conversations.info on a private channel in /liaison link",
+    "channels:history": "the outbox looks up an uncertain post in a public channel (bot/reconcile.py)",
+    "groups:history": "the same in a private channel",
+    "im:history": "the same in a DM (personal digests)",
+    "files:write": "digest charts and CSV exports (files_upload_v2)",
+    "im:write": "conversations.open: exports go to the caller's DM with Liaison",
 }
 
 
@@ -84,7 +83,8 @@ def test_all_urls_point_to_the_same_events_endpoint(manifest: dict[str, Any]) ->
 
 def test_scopes_events_and_settings(manifest: dict[str, Any]) -> None:
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
-    assert scopes >= REQUIRED_SCOPES
+    assert scopes >= set(USED_SCOPES)
+    assert scopes <= set(USED_SCOPES), "a scope nothing uses"
     settings = manifest["settings"]
     assert "app_home_opened" in settings["event_subscriptions"]["bot_events"]
     assert settings["interactivity"]["is_enabled"] is True
@@ -116,3 +116,31 @@ def test_the_incident_message_shortcut_is_declared(manifest: dict[str, Any]) -> 
     # `chat:write`, the escalation and liaison channels `chat:write.public` where Liaison is not a member.
     assert {"commands", "chat:write", "chat:write.public"} <= set(manifest["oauth_config"]["scopes"]["bot"])
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
+
+
+def test_header_explains_who_needs_the_signing_secret_and_foreign_officers() -> None:
+    header = MANIFEST.read_text(encoding="utf-8").split("_metadata:")[0]
+    assert "over HTTP also SLACK_SIGNING_SECRET" in header
+    assert "Start `liaison serve` before creating the app" in header
+    assert "Slack Connect" in header
+
+
+def test_scopes_are_the_ones_the_code_calls() -> None:
+    """conversations.info is the only read; users.* is never called (no users:read)."""
+    root = MANIFEST.parent
+    sources = "\n".join(
+        p.read_text(encoding="utf-8")
+        for d in ("bot", "commands", "storage")
+        for p in (root / d).rglob("*.py")
+    )
+    assert "conversations_info" in sources
+    assert "users_info" not in sources
+    assert "users.info" not in sources
+
+
+def test_readme_orders_the_slack_set_up_so_slack_can_verify_the_url() -> None:
+    readme = (MANIFEST.parent / "README.md").read_text(encoding="utf-8")
+    setup = readme.split("## Connecting a real Slack workspace", 1)[1]
+    assert setup.index("liaison serve --host") < setup.index("Slack verifies the events URL\n   against")
+    for needle in ("Slack Connect", "multi-channel guest", "/invite @liaison", "reverse proxy"):
+        assert needle in readme

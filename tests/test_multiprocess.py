@@ -113,7 +113,7 @@ def poll_until(predicate: Callable[[], bool], timeout: float) -> None:
         time.sleep(0.05)
 
 
-def link_channels(client: SignedClient, count: int) -> dict[str, str]:
+def link_channels(client: SignedClient, slack: SlackStandIn, count: int) -> dict[str, str]:
     """Link `count` countries' channels; returns channel id by country."""
     channels = {
         country: f"C{index:04d}{country[:4].upper()}" for index, country in enumerate(COUNTRIES[:count])
@@ -122,6 +122,8 @@ def link_channels(client: SignedClient, count: int) -> dict[str, str]:
         response = client.post_command("/liaison", f"link {country}", user_id="UADMIN", channel_id=channel)
         assert response.status_code == 200, response.text
         assert "liaison channel" in response.json()["text"], response.text
+    assert len(slack.calls("conversations.info")) == count  # each link checks the bot is in the channel
+    slack.clear()
     return channels
 
 
@@ -150,7 +152,7 @@ def test_two_processes_and_a_slow_slack_deliver_each_notice_once(
         first = stack.enter_context(liaison_serve(env, tmp_path / "a.log"))
         second = stack.enter_context(liaison_serve(env, tmp_path / "b.log"))
         client = stack.enter_context(SignedClient(first.url, SIGNING_SECRET))
-        channels = link_channels(client, len(COUNTRIES))
+        channels = link_channels(client, slack, len(COUNTRIES))
         raise_alert(client, len(COUNTRIES))
 
         slack.wait_for(lambda: all(slack.posted(c) for c in channels.values()), timeout=60)
@@ -185,7 +187,7 @@ def test_sigkill_in_the_middle_of_a_fan_out_loses_and_doubles_nothing(
     }
     with liaison_serve(env, tmp_path / "killed.log") as doomed:
         with SignedClient(doomed.url, SIGNING_SECRET) as client:
-            channels = link_channels(client, len(COUNTRIES))
+            channels = link_channels(client, slack, len(COUNTRIES))
             raise_alert(client, len(COUNTRIES))
         slack.wait_for(lambda: len(slack.calls("chat.postMessage")) >= 8, timeout=30)
         doomed.process.kill()  # SIGKILL: eight calls in flight, the rest queued
@@ -220,7 +222,7 @@ def test_a_rotating_token_is_renewed_by_liaison_serve(
     }
     with liaison_serve(env, tmp_path / "rotating.log") as served:
         with SignedClient(served.url, SIGNING_SECRET) as client:
-            channels = link_channels(client, 3)
+            channels = link_channels(client, slack, 3)
             raise_alert(client, 3)
         slack.wait_for(lambda: all(slack.posted(c) for c in channels.values()), timeout=30)
         assert served.stop() == 0

@@ -31,8 +31,8 @@ LEDGER_TABLES = {"movement", "pledge", "command_log", "pending_command", "proces
 
 
 @pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database.from_url(database_url)
+def db(migrated_database_url: str) -> Iterator[Database]:
+    database = Database.from_url(migrated_database_url)
     database.migrate()
     try:
         yield database

@@ -1,4 +1,8 @@
-"""Liaison running in-process behind its real HTTP server, talking to the Slack stand-in.
+"""Liaison running in-process behind its real WSGI app, talking to the Slack stand-in.
+
+Requests go through ``httpx.WSGITransport`` into the same WSGI app ``liaison serve`` runs under
+waitress (signature checks, payload checks, replays, Bolt); ``http=True`` serves it on a real socket
+for the few tests that need one.
 
 The clock is frozen (tests move it); the outbox is delivered when a test says so (`deliver`), so
 nothing depends on sleeps or timing.
@@ -19,8 +23,7 @@ from sqlalchemy import func, select
 from sqlmodel import SQLModel
 
 from bot.app import create_app
-from bot.health import delivery_problems
-from bot.http import HttpServer, LiaisonWSGI
+from bot.http import HttpServer, LiaisonWSGI, build_wsgi
 from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings
 from storage.clock import FrozenClock
@@ -40,7 +43,8 @@ class RunningBot:
     clock: FrozenClock
     slack: SlackStandIn
     client: SignedClient
-    server: HttpServer
+    wsgi: LiaisonWSGI
+    server: HttpServer | None = None
 
     def command(self, command: str, text: str, **kwargs: Any) -> httpx.Response:
         return self.client.post_command(command, text, response_url=self.slack.response_url("cmd"), **kwargs)
@@ -74,9 +78,17 @@ def reply_text(body: dict[str, Any]) -> str:
     return body.get("text", "") + "\n" + json.dumps(body.get("blocks", []), ensure_ascii=False)
 
 
+IN_PROCESS_URL = "http://liaison.test"
+
+
 @contextmanager
 def running_bot(
-    database_url: str, slack: SlackStandIn, signing_secret: str, **settings_overrides: Any
+    database_url: str,
+    slack: SlackStandIn,
+    signing_secret: str,
+    *,
+    http: bool = False,
+    **settings_overrides: Any,
 ) -> Iterator[RunningBot]:
     values: dict[str, Any] = {
         "slack_signing_secret": signing_secret,
@@ -92,14 +104,24 @@ def running_bot(
     runtime = build_runtime(settings, token=BOT_TOKEN, clock=clock)
     runtime.db.migrate()
     app = create_app(runtime, signing_secret=signing_secret, token=BOT_TOKEN)
-    wsgi = LiaisonWSGI(app, lambda: True, lambda: delivery_problems(runtime))
-    server = HttpServer(wsgi, "127.0.0.1", 0, threads=4)
-    server.start_in_thread()
-    url = f"http://127.0.0.1:{server.port}"
-    client = SignedClient(url, signing_secret)
+    wsgi = build_wsgi(app, runtime, signing_secret=signing_secret, ready=lambda: True)
+    server: HttpServer | None = None
+    # Requests are signed on the bot's clock: moving it keeps them inside Slack's five-minute window.
+    client = SignedClient(IN_PROCESS_URL, signing_secret, clock=lambda: clock.now().timestamp())
+    if http:
+        server = HttpServer(wsgi, "127.0.0.1", 0, threads=4)
+        server.start_in_thread()
+        url = f"http://127.0.0.1:{server.port}"
+        client.http.close()
+        client.http = httpx.Client(base_url=url, timeout=10)
+    else:
+        url = IN_PROCESS_URL
+        client.http.close()
+        client.http = httpx.Client(transport=httpx.WSGITransport(app=wsgi), base_url=url)
     try:
-        yield RunningBot(url, runtime, app, clock, slack, client, server)
+        yield RunningBot(url, runtime, app, clock, slack, client, wsgi, server)
     finally:
         client.close()
-        server.close()
+        if server is not None:
+            server.close()
         runtime.close()

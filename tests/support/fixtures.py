@@ -3,6 +3,10 @@
 - ``postgres_server_url`` (session): ``$LIAISON_TEST_POSTGRES_URL`` if set (``.ci/run`` starts one),
   else a throwaway server for the session. None available: fail when ``$CI`` is true, else skip.
 - ``postgres_url``: a fresh empty database per test, dropped afterwards.
+- ``migrated_postgres_url``: a fresh database at the schema's head, cloned (``CREATE DATABASE …
+  TEMPLATE``) from a template migrated once per session, a clone or two ahead of need. The
+  template's name is unique to the session and only the session's cloning thread uses it, so
+  concurrent test sessions on one server do not collide.
 - ``slack``: a running ``SlackStandIn``.
 - ``signing_secret`` / ``slack_requests``: the test signing secret and a request factory for it.
 
@@ -21,13 +25,23 @@ from typing import NoReturn
 
 import pytest
 
-from tests.support.postgres import PostgresServer, PostgresUnavailable, create_database, drop_database
+from storage.db import Database
+from tests.support.postgres import (
+    ClonePool,
+    PostgresServer,
+    PostgresUnavailable,
+    create_database,
+    database_url,
+    drop_database,
+)
 from tests.support.signing import SlackRequestFactory
 from tests.support.slack_standin import SlackStandIn
 
 POSTGRES_URL_ENV = "LIAISON_TEST_POSTGRES_URL"
 TEST_SIGNING_SECRET = "liaison-test-signing-secret-0123456789abcdef"
-_POSTGRES_FIXTURES = frozenset({"postgres_server_url", "postgres_url"})
+_POSTGRES_FIXTURES = frozenset(
+    {"postgres_server_url", "postgres_url", "migrated_postgres_url", "postgres_clones"}
+)
 _TRUE_VALUES = frozenset({"1", "true", "yes", "on"})
 
 
@@ -70,6 +84,33 @@ def postgres_url(postgres_server_url: str) -> Iterator[str]:
     url = create_database(postgres_server_url, name)
     try:
         yield url
+    finally:
+        drop_database(postgres_server_url, name)
+
+
+@pytest.fixture(scope="session")
+def postgres_clones(postgres_server_url: str) -> Iterator[ClonePool]:
+    """Clones of a database migrated to head once for the session."""
+    template = f"liaison_tpl_{uuid.uuid4().hex}"
+    db = Database.from_url(create_database(postgres_server_url, template))
+    try:
+        db.migrate()
+    finally:
+        db.dispose()  # CREATE DATABASE … TEMPLATE needs nobody connected to the template
+    pool = ClonePool(postgres_server_url, template)
+    try:
+        yield pool
+    finally:
+        pool.close()
+        drop_database(postgres_server_url, template)
+
+
+@pytest.fixture
+def migrated_postgres_url(postgres_server_url: str, postgres_clones: ClonePool) -> Iterator[str]:
+    """URL of a new database already at the schema's head, dropped after the test."""
+    name = postgres_clones.take()
+    try:
+        yield database_url(postgres_server_url, name)
     finally:
         drop_database(postgres_server_url, name)
 

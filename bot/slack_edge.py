@@ -1,0 +1,202 @@
+"""Slack's endpoint in front of Bolt: verify, then parse, then refuse replays, then dispatch.
+
+Bolt parses a body before it checks the signature (a bad body is a 500 with a traceback) and logs
+refused bodies in full. Here nothing about a request is parsed or logged before its signature and
+timestamp are verified on the raw bytes; refusals are counted and logged briefly, at a bounded
+rate; a verified body is checked for shape (`bot/payloads.py`) and its signature remembered for the
+five-minute window, so a replayed request is not acted on twice. Bolt then dispatches as usual
+(its own verification is off: it happened here, on the runtime's clock).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from slack_bolt import App, BoltResponse
+from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
+from slack_bolt.context import BoltContext
+from slack_bolt.request import BoltRequest
+from slack_bolt.request.internals import build_context
+
+from bot import payloads
+from bot.errors import is_database_busy, unexpected_error_reply
+from storage import replays
+from storage.clock import Clock
+from storage.db import Database
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+log = logging.getLogger("liaison.edge")
+
+SIGNATURE_WINDOW = timedelta(minutes=5)  # Slack's: a timestamp further from now is refused
+MAX_BODY_BYTES = 1_000_000
+REPLAY_REPLY = (
+    ":repeat: This exact request was already received and handled; nothing was recorded again. "
+    "To record it again, type the command again."
+)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+
+    @classmethod
+    def text(cls, status: int, message: str) -> Answer:
+        return cls(status, (message + "\n").encode())
+
+    @classmethod
+    def json(cls, body: object) -> Answer:
+        return cls(200, json.dumps(body).encode(), "application/json; charset=utf-8")
+
+
+UNAUTHORIZED = Answer.text(401, "invalid request signature")
+
+
+def signature_for(secret: str, timestamp: str, body: bytes) -> str:
+    base = b"v0:" + timestamp.encode("ascii") + b":" + body
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+def verify(secret: str, timestamp: str, signature: str, body: bytes, now: float) -> str | None:
+    """Why a request is not Slack's (None when it is): Slack's scheme, on the raw body bytes."""
+    if not timestamp or not signature:
+        return "unsigned"
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+        return "non-numeric timestamp"
+    if abs(now - int(timestamp)) > SIGNATURE_WINDOW.total_seconds():
+        return "timestamp outside the five-minute window"
+    expected = signature_for(secret, timestamp, body).encode()
+    if not hmac.compare_digest(expected, signature.encode("utf-8", "replace")):
+        return "bad signature"
+    return None
+
+
+@dataclass
+class RefusalLog:
+    """Logs refused requests without their content, at most `limit` lines per `period` seconds;
+    the rest are counted and summed up in the next line (a flood writes a few lines a minute)."""
+
+    limit: int = 10
+    period: float = 60.0
+    monotonic: Callable[[], float] = time.monotonic
+    _window_start: float = 0.0
+    _logged: int = 0
+    _suppressed: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def refused(self, status: int, reason: str, remote: str) -> None:
+        with self._lock:
+            now = self.monotonic()
+            if now - self._window_start >= self.period:
+                if self._suppressed:
+                    log.warning("%d more requests refused in the last minute", self._suppressed)
+                self._window_start, self._logged, self._suppressed = now, 0, 0
+            if self._logged >= self.limit:
+                self._suppressed += 1
+                return
+            self._logged += 1
+        log.warning("refused a request from %s: HTTP %d, %s", remote or "?", status, reason)
+
+
+class SlackEndpoint:
+    """`POST /slack/events`: from the WSGI environment to an answer."""
+
+    def __init__(
+        self,
+        app: App,
+        db: Database,
+        clock: Clock,
+        *,
+        signing_secret: str,
+        refusals: RefusalLog | None = None,
+    ) -> None:
+        self._app = app
+        self._db = db
+        self._clock = clock
+        self._secret = signing_secret
+        self._refusals = refusals or RefusalLog()
+
+    def handle(self, environ: WSGIEnvironment) -> Answer:
+        remote = str(environ.get("REMOTE_ADDR", ""))
+        raw = self._read_body(environ)
+        if isinstance(raw, Answer):
+            return self._refuse(raw, "body too large or of unknown length", remote)
+        content_type = str(environ.get("CONTENT_TYPE", ""))
+        if payloads.is_ssl_check(content_type, raw):
+            return Answer(200)
+        timestamp = str(environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", ""))
+        signature = str(environ.get("HTTP_X_SLACK_SIGNATURE", ""))
+        problem = verify(self._secret, timestamp, signature, raw, self._clock.now().timestamp())
+        if problem is not None:
+            return self._refuse(UNAUTHORIZED, problem, remote)
+        # Verified: from here on the request is Slack's (or holds the secret); reasons may be shown.
+        try:
+            envelope = payloads.check(content_type, raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            return self._refuse(Answer.text(400, "the body is not UTF-8"), "signed, not UTF-8", remote)
+        except payloads.BadPayload as error:
+            return self._refuse(Answer.text(400, f"malformed Slack request: {error}"), str(error), remote)
+        seen = self._first_time(signature, int(timestamp), envelope)
+        if seen is not None:
+            return seen
+        return self._dispatch(environ, raw.decode("utf-8"), envelope)
+
+    def _read_body(self, environ: WSGIEnvironment) -> bytes | Answer:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return Answer.text(400, "bad Content-Length")
+        if length < 0:
+            return Answer.text(400, "bad Content-Length")
+        if length > MAX_BODY_BYTES:
+            return Answer.text(413, "request body too large")
+        stream = environ.get("wsgi.input")
+        return bytes(stream.read(length)) if stream is not None and length else b""
+
+    def _first_time(self, signature: str, timestamp: int, envelope: payloads.Envelope) -> Answer | None:
+        """None when the request is new; else the answer to a replay, or to a database too busy to tell."""
+        expires_at = datetime.fromtimestamp(timestamp, UTC) + SIGNATURE_WINDOW
+        try:
+            with self._db.request_session() as session:
+                first = replays.remember(session, signature, expires_at)
+        except Exception as error:
+            if envelope.is_command:  # busy: "try again"; else an error id, logged with its traceback
+                return Answer.json(unexpected_error_reply(error, "the replay check").to_message())
+            if is_database_busy(error):
+                log.warning("database busy: could not check a %s request for replay", envelope.kind)
+                return Answer.text(503, "busy, try again")
+            log.exception("could not check a %s request for replay", envelope.kind)
+            return Answer.text(500, "internal error")
+        if first:
+            return None
+        log.warning("refused a replayed %s request (signature already used)", envelope.kind)
+        if envelope.is_command:
+            return Answer.json({"response_type": "ephemeral", "text": REPLAY_REPLY})
+        return Answer(200)
+
+    def _dispatch(self, environ: WSGIEnvironment, text: str, envelope: payloads.Envelope) -> Answer:
+        wsgi = WsgiHttpRequest(environ)
+        request = BoltRequest(body=text, query=wsgi.query_string, headers=wsgi.get_headers())
+        # Bolt re-parses the body with a heuristic (a command whose text contains "payload" parses
+        # as empty); use the body checked above.
+        request.body = envelope.body
+        request.context = build_context(BoltContext({}), envelope.body)
+        response: BoltResponse = self._app.dispatch(request)
+        content_type = (response.headers.get("content-type") or ["text/plain; charset=utf-8"])[0]
+        return Answer(response.status, response.body.encode(), content_type)
+
+    def _refuse(self, answer: Answer, reason: str, remote: str) -> Answer:
+        self._refusals.refused(answer.status, reason, remote)
+        return answer

@@ -1,0 +1,59 @@
+"""Reads from Slack that a command needs before it answers (writes go through the outbox).
+
+Each read has a short timeout: the command's answer must still leave within Slack's 3 seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+log = logging.getLogger(__name__)
+
+READ_TIMEOUT_S = 1
+# conversations.info answers channel_not_found for a private channel the bot is not in.
+_NOT_VISIBLE = frozenset({"channel_not_found"})
+
+
+class SlackChannels:
+    """`conversations.info` (scopes: channels:read for public channels, groups:read for private ones)."""
+
+    def __init__(self, client: Callable[[], WebClient]) -> None:
+        self._client = client
+
+    @classmethod
+    def reading_with(cls, client: WebClient, token: Callable[[], str]) -> SlackChannels:
+        """A copy of `client` with a short timeout and the current bot `token`, made when first
+        needed (a WebClient subclass, such as the shell's, as is)."""
+
+        def reader() -> WebClient:
+            if type(client) is not WebClient:
+                return client
+            return WebClient(
+                token=token() or client.token,
+                base_url=client.base_url,
+                timeout=READ_TIMEOUT_S,
+                retry_handlers=[],
+            )
+
+        return cls(reader)
+
+    def bot_is_member(self, channel_id: str) -> bool | None:
+        try:
+            response = self._client().conversations_info(channel=channel_id)
+        except SlackApiError as error:
+            code = str(error.response.get("error", ""))
+            if code in _NOT_VISIBLE:
+                return False
+            log.warning("conversations.info for %s failed: %s", channel_id, code)
+            return None
+        except Exception as error:  # timeout, connection refused, DNS…
+            log.warning("conversations.info for %s failed: %s", channel_id, type(error).__name__)
+            return None
+        channel = response.get("channel")
+        if not isinstance(channel, dict) or not isinstance(channel.get("is_member"), bool):
+            return None
+        return bool(channel["is_member"])
