@@ -14,7 +14,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.runtime import Runtime
-from commands.alert import send_reminders
+from commands.notices import send_reminders
 from storage.housekeeping import prune
 
 log = logging.getLogger(__name__)

@@ -15,6 +15,10 @@ MAX_FIELDS = 10
 MAX_FIELD_TEXT = 2000
 MAX_BUTTON_TEXT = 75
 MAX_FALLBACK_TEXT = 3000
+# Characters of list text one message may carry. Slack's hard limits are 40,000 characters of text and
+# 3,000 per section, but messages around 13,000 characters of blocks have been refused in practice; a
+# list longer than this is summarised and points to the command that shows one item in full.
+LIST_BUDGET = 8000
 ELLIPSIS = "…"
 
 
@@ -59,10 +63,6 @@ def fields_section(fields: Sequence[str]) -> Block:
 
 def context(*texts: str) -> Block:
     return {"type": "context", "elements": [mrkdwn(t) for t in texts[:MAX_CONTEXT_ELEMENTS]]}
-
-
-def divider() -> Block:
-    return {"type": "divider"}
 
 
 def button(text: str, action_id: str, value: str, *, style: str | None = None) -> dict[str, Any]:
@@ -132,3 +132,31 @@ def text_sections(lines: Iterable[str]) -> list[Block]:
         chunks[-1].append(line)
         size += len(line) + 1
     return [section("\n".join(chunk)) for chunk in chunks if chunk]
+
+
+def lines_within(lines: Sequence[str], budget: int = LIST_BUDGET) -> list[str]:
+    """The first lines that fit in `budget` characters (newlines counted)."""
+    kept: list[str] = []
+    for line in lines:
+        budget -= len(line) + 1
+        if budget < 0:
+            break
+        kept.append(line)
+    return kept
+
+
+def summarised_sections(
+    lines: Sequence[str],
+    more: str,
+    noun: tuple[str, str] = ("country", "countries"),
+    budget: int = LIST_BUDGET,
+) -> list[Block]:
+    """`lines` (one per `noun`) as sections within `budget`; when some do not fit, a last context line
+    says how many were left out and `more` ("`/liaison who <country>` for one country") where to look."""
+    shown = lines_within(lines, budget)
+    blocks = text_sections(shown)
+    left_out = len(lines) - len(shown)
+    if left_out:
+        name = noun[0] if left_out == 1 else noun[1]
+        blocks.append(context(f":scissors: {left_out:,} more {name} not shown — {more}."))
+    return blocks

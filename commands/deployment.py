@@ -14,9 +14,8 @@ from commands.blocks import (
     progress_bar,
     section,
 )
-from commands.common import CommandContext, Reply, UsageError
-from commands.countries import Country, country_by_code
-from commands.movements import flag
+from commands.common import HELP_WORDS, CommandContext, Reply, UsageError
+from commands.countries import Country, country_by_code, flag
 from commands.parsing import country_from
 from storage import ledger
 from storage.ledger import Bucket, CountryStatus
@@ -48,7 +47,7 @@ def parse(text: str) -> Request:
     words = text.split()
     if not words or (len(words) == 1 and words[0].lower() in ("all", "everyone")):
         return Everyone()
-    if len(words) == 1 and words[0].lower() in ("help", "?", "-h", "--help"):
+    if len(words) == 1 and words[0].lower() in HELP_WORDS:
         return Help()
     if any(ch.isdigit() for ch in text):
         raise UsageError(

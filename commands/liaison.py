@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import delete
 
-from commands.alert import deliver_current_to
 from commands.blocks import Block, context, header, section, text_sections
-from commands.common import CommandContext, Reply, UsageError, mention, user_from_mention
-from commands.countries import country_by_code
-from commands.movements import flag
+from commands.common import HELP_WORDS, CommandContext, Reply, UsageError, mention, user_from_mention
+from commands.countries import country_by_code, flag
+from commands.notices import deliver_current_to
 from commands.parsing import country_from, quote
 from commands.permissions import require_admin, role_row
 from storage import directory
@@ -34,7 +33,7 @@ HELP = "\n".join(
 
 def handle(text: str, ctx: CommandContext) -> Reply:
     words = text.split()
-    if not words or words[0].lower() in ("help", "?", "-h", "--help"):
+    if not words or words[0].lower() in HELP_WORDS:
         return Reply(text=HELP, blocks=[section(HELP)])
     sub, args = words[0].lower(), words[1:]
     if sub == "role":

@@ -718,12 +718,22 @@ def test_linking_a_channel_while_a_notice_is_current_sends_it(
     assert "Acknowledged by *0 of 4 countries*" in readable(tracker_edit.params)
     assert "Waiting for: Germany, Italy, Poland, Spain" in readable(tracker_edit.params)
 
-    # Germany has no liaison officer yet, so whoever is in its channel may acknowledge.
-    press(alerted, 1, user_id=BOB, channel_id="C0DE", message_ts=post.ts, token="de")
+    # Germany has no liaison officer yet: a passer-by cannot acknowledge for it, ops can on its behalf.
+    press(alerted, 1, user_id=BOB, channel_id="C0DE", message_ts=post.ts, token="bob")
+    alerted.deliver()
+    [refusal] = responses(slack, "bob")
+    assert "Germany has no liaison officer yet: only ops or an admin can acknowledge for Germany." in (
+        readable(refusal.params)
+    )
+    assert "/liaison assign @user <country>" in readable(refusal.params)
+    assert alerted.count(Acknowledgement) == 0
+    press(alerted, 1, user_id=OPS, channel_id="C0DE", message_ts=post.ts, token="de")
     alerted.deliver()
     [edit] = updates(slack, "C0DE")
     assert edit.params["ts"] == post.ts
-    assert "Acknowledged for *Germany* by <@U0BOB>" in readable(edit.params)
+    assert "Acknowledged on behalf of *Germany* by <@U0OPS>" in readable(edit.params)
+    [ack] = alerted.rows(Acknowledgement)
+    assert (ack.country, ack.user_id, ack.on_behalf) == ("DE", OPS, True)
 
     # Linking the same channel again sends nothing more.
     ok(alerted.reply("/liaison", "unlink", user_id=ADMIN, channel_id="C0DE"))
@@ -1113,7 +1123,9 @@ def test_an_acknowledgement_during_an_outage_edits_the_notice_once_it_is_deliver
 
 # -- escaping ------------------------------------------------------------------------------------------
 
-DANGEROUS = "evacuate now <!channel> <!here> <@U999> & <https://evil.example|click>"
+# As typed in Slack: @channel, @here, a person picked with @, a literal `<b>`, `&`, and a disguised link.
+DANGEROUS = "evacuate now <!channel> <!here> <@U999|eve> <b> & <https://evil.example|click>"
+DANGEROUS_SHOWN = "evacuate now @channel @here <@U999> &lt;b&gt; &amp; click (https://evil.example)"
 
 
 def test_the_reason_is_escaped_wherever_it_appears(
@@ -1138,24 +1150,32 @@ def test_the_reason_is_escaped_wherever_it_appears(
     for text in texts:
         assert "<!channel>" not in text
         assert "<!here>" not in text
-        assert "<@U999>" not in text
+        assert "<b>" not in text
         assert "<https://evil" not in text
+        assert "&amp;amp;" not in text  # escaped once, never twice
     for text in texts[:-1]:  # the status matrix does not repeat the reason
-        assert "&lt;!channel&gt; &lt;!here&gt; &lt;@U999&gt; &amp;" in text
+        assert DANGEROUS_SHOWN in text  # the mention of a person stays a mention
     for call in slack.calls(include_failed=True):
         dumped = json.dumps(call.params)
         assert "<!channel>" not in dumped
-        assert "<@U999>" not in dumped
+        assert "<!here>" not in dumped
+    [notice] = [n for n in alerted.rows(AlertNotice) if n.id == 2]
+    assert notice.reason == "evacuate now @channel @here <@U999> <b> & click (https://evil.example)"
 
 
 def test_user_text_in_errors_is_escaped(ops_bot: RunningBot) -> None:
     set_up_directory(ops_bot)
     text = reply_text(ops_bot.reply("/alert", f"raise <!channel> {REASON}", user_id=OPS))
-    assert "There is no alert level `&lt;!channel&gt;`" in text
+    assert "There is no alert level `@channel`" in text
     assert "<!channel>" not in text
     text = reply_text(ops_bot.reply("/alert", "<!here>", user_id=OPS))
-    assert "&lt;!here&gt;" in text
+    assert "`@here`" in text
     assert "<!here>" not in text
+    # `<!here>` typed literally: Slack sends it entity-encoded; it is shown as typed, escaped once.
+    text = reply_text(ops_bot.reply("/alert", "&lt;!here&gt;", user_id=OPS, encoded=True))
+    assert "`&lt;!here&gt;`" in text
+    assert "<!here>" not in text
+    assert "&amp;lt;" not in text
 
 
 def test_every_notice_message_carries_the_level_colour(alerted: RunningBot) -> None:
