@@ -120,11 +120,21 @@ def split_country_and_count(tokens: list[str], usage: str) -> tuple[Country, str
     """`united kingdom 40 eod` → (United Kingdom, "40", ["eod"]). The country is everything before the count."""
     index = next((i for i, token in enumerate(tokens) if looks_like_number(token)), None)
     if index is None:
-        country = country_from(" ".join(tokens))
+        country = _leading_country(tokens) or country_from(" ".join(tokens))
         raise UsageError(f"How many? Add a number after {country.name}.", hint=f"Usage: {usage}")
     if index == 0:
         raise UsageError("Name the country first, then the number.", hint=f"Usage: {usage}")
     return country_from(" ".join(tokens[:index])), tokens[index], tokens[index + 1 :]
+
+
+def _leading_country(tokens: list[str]) -> Country | None:
+    """The country the first words name (`poland k9` → Poland), the longest such prefix."""
+    for end in range(len(tokens), 0, -1):
+        try:
+            return resolve_country(" ".join(tokens[:end]))
+        except UnknownCountry:
+            continue
+    return None
 
 
 def parse_tail(

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import event
 from sqlmodel import SQLModel
 
 from bot import scheduler
@@ -645,11 +646,58 @@ def test_a_non_liaison_cannot_acknowledge(alerted: RunningBot, slack: SlackStand
     assert alerted.count(Acknowledgement) == 0
 
 
-def test_ops_may_acknowledge_for_a_country(alerted: RunningBot, slack: SlackStandIn, log: PostLog) -> None:
+def test_ops_acknowledge_on_behalf_of_a_country_and_it_shows(
+    alerted: RunningBot, slack: SlackStandIn, log: PostLog
+) -> None:
     [notice] = log.in_channel("C0IT")
+    alerted.advance(minutes=3)
     press(alerted, 1, user_id=OPS, channel_id="C0IT", message_ts=notice.ts, token="ops")
     [ack] = alerted.rows(Acknowledgement)
-    assert (ack.country, ack.user_id) == ("IT", OPS)
+    assert (ack.country, ack.user_id, ack.on_behalf) == ("IT", OPS, True)
+
+    alerted.deliver()
+    [edit] = updates(slack, "C0IT")
+    assert "Acknowledged on behalf of *Italy* by <@U0OPS> at 09:03" in readable(edit.params)
+    assert "not one of Italy's liaison officers" in readable(edit.params)
+    [tracker_edit] = updates(slack, OPS_CHANNEL)
+    assert "Acknowledged by *1 of 3 countries*. (1 on their behalf by ops.)" in readable(tracker_edit.params)
+    status = reply_text(alerted.reply("/alert", "status", user_id=OPS))
+    assert ":white_check_mark: on its behalf by <@U0OPS> at 09:03" in status_line(status, "Italy")
+
+
+def test_a_liaison_acknowledges_as_the_country_itself(alerted: RunningBot, slack: SlackStandIn) -> None:
+    body = alerted.reply("/alert", "ack", user_id=PL1, channel_id="C0PL")
+    assert "acknowledged notice #1 for *Poland*" in reply_text(body)
+    [ack] = alerted.rows(Acknowledgement)
+    assert ack.on_behalf is False
+
+
+def test_slash_ack_by_ops_says_on_behalf(alerted: RunningBot) -> None:
+    body = alerted.reply("/alert", "ack", user_id=ADMIN, channel_id="C0ES")
+    assert body["response_type"] == "in_channel"
+    assert "<@UADMIN> acknowledged notice #1 *on behalf of Spain*" in reply_text(body)
+    [ack] = alerted.rows(Acknowledgement)
+    assert (ack.country, ack.on_behalf) == ("ES", True)
+
+
+def test_an_acknowledgement_is_one_transaction(alerted: RunningBot, log: PostLog) -> None:
+    [notice] = log.in_channel("C0PL")
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement.split()[0].upper())
+
+    for user, token in ((BOB, "bob"), (PL1, "pl1")):  # a refusal answered, then an acknowledgement
+        statements.clear()
+        event.listen(alerted.runtime.db.engine, "before_cursor_execute", seen)
+        try:
+            press(alerted, 1, user_id=user, channel_id="C0PL", message_ts=notice.ts, token=token)
+        finally:
+            event.remove(alerted.runtime.db.engine, "before_cursor_execute", seen)
+        assert statements.count("BEGIN") == 1, statements
+    assert alerted.count(Acknowledgement) == 1
+    alerted.deliver()
+    assert "Only Poland's liaison officers" in readable(responses(alerted.slack, "bob")[0].params)
 
 
 def test_slash_ack_in_the_channel_works_like_the_button(

@@ -418,7 +418,7 @@ def test_help_on_every_command(shared_bot: RunningBot, command: str, expected: s
 BAD_INPUT = [
     ("/arrivals", "polnad 40", "I don't know the country `polnad`.", "Did you mean *Poland*"),
     ("/arrivals", "poland", "How many?", "Usage: `/arrivals"),
-    ("/arrivals", "poland forty", "I don't know the country", ""),
+    ("/arrivals", "poland forty", "How many? Add a number after Poland.", ""),
     ("/arrivals", "poland 0", "at least 1", "undo"),
     ("/arrivals", "poland -5", "can't be negative", ""),
     ("/arrivals", "poland 4.5", "whole number", "No decimals"),
