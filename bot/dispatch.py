@@ -177,7 +177,10 @@ def _resolve_pending(
 ) -> Reply:
     pending = ctx.session.get(PendingCommand, pending_id)
     if pending is None:
-        raise UsageError("That prompt no longer exists.")
+        raise UsageError(
+            "This choice has expired: nothing was recorded again.",
+            hint="Type the command again if it is still needed.",
+        )
     if pending.user_id != ctx.caller.user_id:
         raise UsageError("Only the person who typed the command can choose.")
     if pending.resolved_at is not None:
