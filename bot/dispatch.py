@@ -45,7 +45,8 @@ def run_command(runtime: Runtime, module: ModuleType, caller: Caller, slack_text
     return run_in_context(runtime, caller, command, handle)
 
 
-Respond = Callable[[CommandContext, Reply], None]
+# Enqueues the answers to a button press: (context, reply, whether the handler's work stands).
+Respond = Callable[[CommandContext, Reply, bool], None]
 
 
 def run_in_context(
@@ -78,9 +79,10 @@ def run_in_context(
                 try:
                     with session.begin_nested():
                         reply = handle(ctx)
+                    done = True
                 except UsageError as error:
-                    reply = error.reply()
-                respond(ctx, reply)
+                    reply, done = error.reply(), False
+                respond(ctx, reply, done)
     except UsageError as error:
         return error.reply()
     except Exception as error:
@@ -99,7 +101,7 @@ def _respond_after_failure(
     try:
         with runtime.db.session() as session:
             ctx = CommandContext(session, caller, runtime.clock, runtime.config, command)
-            respond(ctx, reply)
+            respond(ctx, reply, False)
     except Exception as error:  # the database itself is failing: the log has it
         log.error("could not answer a failed %s interaction", command, exc_info=error)
         return
@@ -134,7 +136,7 @@ def handle_alert_ack(runtime: Runtime, body: dict[str, Any], action: dict[str, A
         log.warning("acknowledgement with a malformed value %r", action.get("value"))
         return
 
-    def respond(ctx: CommandContext, reply: Reply) -> None:
+    def respond(ctx: CommandContext, reply: Reply, done: bool) -> None:
         if reply.in_channel or not caller.response_url:
             return  # recorded: the edited notice says so
         payload = {**reply.to_message(), "replace_original": False}
@@ -160,11 +162,11 @@ def handle_duplicate_choice(runtime: Runtime, body: dict[str, Any], action: dict
     def choose(ctx: CommandContext) -> Reply:
         return _resolve_pending(ctx, pending_id, record_again, answers)
 
-    def respond(ctx: CommandContext, reply: Reply) -> None:
+    def respond(ctx: CommandContext, reply: Reply, done: bool) -> None:
         if not caller.response_url:
             return
-        if not answers:  # refused: the prompt stays as it was, the reason is shown beside it
-            answers.append({**reply.to_message(), "replace_original": False})
+        if not done:  # refused or failed: the prompt stays as it was, the reason is shown beside it
+            answers[:] = [{**reply.to_message(), "replace_original": False}]
         for payload in answers:
             lane = f"response:{pending_id}"
             outbox.respond(ctx.session, caller.response_url, payload, lane=lane, now=ctx.now())

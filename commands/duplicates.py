@@ -8,7 +8,7 @@ same entry, even with another command typed in between.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlmodel import col
 
 from commands.blocks import actions, button, context, escape, section
@@ -66,6 +66,17 @@ def remember(ctx: CommandContext, key: str) -> None:
             command=ctx.command,
             normalized_text=key,
             created_at=ctx.now(),
+        )
+    )
+
+
+def forget(ctx: CommandContext, key: str) -> None:
+    """An entry was undone: retyping it is a new entry, not a duplicate."""
+    ctx.session.execute(
+        delete(CommandLog).where(
+            col(CommandLog.user_id) == ctx.caller.user_id,
+            col(CommandLog.command) == ctx.command,
+            col(CommandLog.normalized_text) == key,
         )
     )
 

@@ -203,6 +203,10 @@ def undo(kind: MovementKind, ctx: CommandContext) -> Reply:
         reverses_id=last.id,
     )
     ctx.session.add(reversal)
+    # The entry no longer stands: typing it again is not a duplicate of it.
+    duplicates.forget(
+        ctx, duplicates.meaning(kind.value, last.country, last.count, last.capability, last.location)
+    )
     ctx.session.flush()
     totals = _country_totals(ctx, country)
     text = f":leftwards_arrow_with_hook: {mention(ctx.caller.user_id)} undid entry #{last.id}: {summary}."

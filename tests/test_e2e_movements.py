@@ -699,6 +699,32 @@ def test_unexpected_error_shows_an_id_and_no_trace(
     assert logged[0].exc_info is not None
 
 
+def test_an_unexpected_error_on_record_again_stores_nothing_and_says_so(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    say(bot, "/arrivals", "poland 40")
+    prompt = say(bot, "/arrivals", "poland 40")
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(movements, "recorded_reply", broken)
+    bot.client.post_action(
+        duplicates.ACTION_RECORD_AGAIN,
+        buttons(prompt)["Record again"],
+        user_id=ANNA,
+        response_url=bot.slack.response_url("boom"),
+    )
+    bot.deliver()
+
+    [answer] = responses(bot, "boom")  # no "delete the prompt", no announcement of an entry
+    assert "Something went wrong on our side and nothing was recorded" in answer["text"]
+    assert answer["replace_original"] is False
+    assert bot.count(Movement) == 1
+    [pending] = bot.rows(PendingCommand)
+    assert pending.resolution is None
+
+
 # -- Slack's contract: signatures, retries, health ------------------------------------------------
 
 
@@ -762,3 +788,10 @@ def test_health_probe(bot: RunningBot) -> None:
     assert httpx.get(f"{bot.url}/healthz").status_code == 200
     assert httpx.get(f"{bot.url}/slack/events").status_code == 405
     assert httpx.get(f"{bot.url}/nope").status_code == 404
+
+
+def test_an_undone_entry_typed_again_is_not_a_duplicate(bot: RunningBot) -> None:
+    say(bot, "/arrivals", "poland 40 at CDG")
+    assert_in_channel(say(bot, "/arrivals", "undo"), "undid entry #1")
+    assert_in_channel(say(bot, "/arrivals", "PL 40 at cdg"), "*40 on duty*")
+    assert bot.count(Movement) == 3
