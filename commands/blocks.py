@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -27,6 +28,24 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+# What the bot itself may send between angle brackets: mentions of people, channels and user groups,
+# and links. User text never gets here raw (it is escaped first); this catches the bot's own `<` and
+# `>`, such as `<country>` in a usage line or `low < high`, which Slack would try to parse.
+_SLACK_MARKUP = re.compile(
+    r"(<(?:@[UW][A-Z0-9]+|#[CGD][A-Z0-9]+|!subteam\^[A-Z0-9]+|(?:https?|mailto):[^<>\s|]+)(?:\|[^<>]*)?>)"
+)
+_STRAY_GT = re.compile(r"(?<!^)(?<!\n)>")  # `>` opening a line is a block quote
+
+
+def markup_safe(text: str) -> str:
+    """mrkdwn in which every `<…>` is a mention or a link the bot meant; any other `<`, `>` is escaped."""
+    pieces = _SLACK_MARKUP.split(text)
+    return "".join(
+        piece if index % 2 else _STRAY_GT.sub("&gt;", piece.replace("<", "&lt;"))
+        for index, piece in enumerate(pieces)
+    )
+
+
 def truncate(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
@@ -34,7 +53,7 @@ def truncate(text: str, limit: int) -> str:
 
 
 def mrkdwn(text: str) -> dict[str, Any]:
-    return {"type": "mrkdwn", "text": truncate(text, MAX_SECTION_TEXT)}
+    return {"type": "mrkdwn", "text": truncate(markup_safe(text), MAX_SECTION_TEXT)}
 
 
 def plain(text: str, limit: int = MAX_SECTION_TEXT) -> dict[str, Any]:
@@ -49,7 +68,8 @@ def section(text: str, *, fields: Sequence[str] = ()) -> Block:
     block: Block = {"type": "section", "text": mrkdwn(text)}
     if fields:
         block["fields"] = [
-            {"type": "mrkdwn", "text": truncate(field, MAX_FIELD_TEXT)} for field in fields[:MAX_FIELDS]
+            {"type": "mrkdwn", "text": truncate(markup_safe(field), MAX_FIELD_TEXT)}
+            for field in fields[:MAX_FIELDS]
         ]
     return block
 
@@ -57,7 +77,9 @@ def section(text: str, *, fields: Sequence[str] = ()) -> Block:
 def fields_section(fields: Sequence[str]) -> Block:
     return {
         "type": "section",
-        "fields": [{"type": "mrkdwn", "text": truncate(f, MAX_FIELD_TEXT)} for f in fields[:MAX_FIELDS]],
+        "fields": [
+            {"type": "mrkdwn", "text": truncate(markup_safe(f), MAX_FIELD_TEXT)} for f in fields[:MAX_FIELDS]
+        ],
     }
 
 

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session
 
 from commands.alert_levels import AlertScale, default_scale
-from commands.blocks import MAX_FALLBACK_TEXT, Block, context, fit_blocks, section, truncate
+from commands.blocks import MAX_FALLBACK_TEXT, Block, context, fit_blocks, markup_safe, section, truncate
 from commands.capabilities import CapabilityVocabulary
 from storage.clock import Clock
 
@@ -68,7 +68,7 @@ class Reply:
 
     def to_message(self) -> dict[str, Any]:
         message: dict[str, Any] = {
-            "text": truncate(self.text, MAX_FALLBACK_TEXT),
+            "text": truncate(markup_safe(self.text), MAX_FALLBACK_TEXT),
             "response_type": "in_channel" if self.in_channel else "ephemeral",
         }
         if self.blocks:

@@ -12,7 +12,7 @@ from commands.common import UsageError
 from commands.countries import Country, UnknownCountry, resolve_country
 
 # `\-` inside the class: `[+-−]` would be the range from `+` to `−`, which holds every letter.
-_NUMBER_LIKE = re.compile(r"^[+\-−]?[\d.,]*\d[\d.,]*[a-zA-Z]*$|^[+\-−]\d")
+_NUMBER_LIKE = re.compile(r"^[+\-−]?[\d.,]*\d[\d.,]*[a-zA-Z]*$|^[+\-−]?\d")
 # Mathematical bold, double-struck, sans-serif and monospace digits: styled lookalikes, not a script.
 _STYLED_DIGITS = range(0x1D7CE, 0x1D800)
 NOTE_SEPARATORS = ("--", "—", "–")

@@ -729,7 +729,7 @@ def test_slash_ack_in_an_unlinked_channel_is_an_error(alerted: RunningBot, slack
     for channel in ("C0RANDOM", OPS_CHANNEL):
         text = reply_text(alerted.reply("/alert", "ack", user_id=PL1, channel_id=channel))
         assert "This channel is not a country's liaison channel." in text
-        assert "/liaison link <country>" in text
+        assert "/liaison link &lt;country&gt;" in text
     assert alerted.count(Acknowledgement) == 0
     extra = reply_text(alerted.reply("/alert", "ack now", user_id=PL1, channel_id="C0PL"))
     assert "takes nothing after it" in extra
@@ -773,7 +773,7 @@ def test_linking_a_channel_while_a_notice_is_current_sends_it(
     assert "Germany has no liaison officer yet: only ops or an admin can acknowledge for Germany." in (
         readable(refusal.params)
     )
-    assert "/liaison assign @user <country>" in readable(refusal.params)
+    assert "/liaison assign @user &lt;country&gt;" in readable(refusal.params)
     assert alerted.count(Acknowledgement) == 0
     press(alerted, 1, user_id=OPS, channel_id="C0DE", message_ts=post.ts, token="de")
     alerted.deliver()

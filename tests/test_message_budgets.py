@@ -76,7 +76,7 @@ def test_liaison_who_with_250_countries_of_8_liaisons(world: Database) -> None:
         message = liaison.handle("who", context_for(session)).to_message()
     assert_within_slack_limits(message)
     shown = "\n".join(texts_of(message["blocks"]))
-    assert "more countries not shown — `/liaison who <country>` shows one country." in shown
+    assert "more countries not shown — `/liaison who &lt;country&gt;` shows one country." in shown
     assert "Ops: " in shown
     assert "and 10 more" in shown
     assert message["text"] == "Liaison officers for 250 countries, 250 linked channels."
@@ -118,7 +118,7 @@ def test_deployment_overview_of_250_countries() -> None:
     message = deployment.overview_reply(statuses).to_message()
     assert_within_slack_limits(message)
     shown = "\n".join(texts_of(message["blocks"]))
-    assert "more countries with smaller gaps not shown — `/deployment <country>` shows one country." in shown
+    assert "more countries with smaller gaps not shown — `/deployment &lt;country&gt;` shows one country." in shown
     assert "By capability, all countries" in shown
     assert "250 countries" in message["text"]
 
