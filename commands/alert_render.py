@@ -26,6 +26,7 @@ from storage.models import Acknowledgement, AlertNotice
 
 ACTION_ACK = "alert_ack"
 MAX_PENDING_NAMES = 40
+MAX_PEOPLE = 20  # mentions in one reminder or escalation line
 
 
 def scale_list(scale: AlertScale) -> str:
@@ -44,7 +45,7 @@ def acknowledged_line(ack: Acknowledgement, country_name: str, config: CommandCo
     if ack.on_behalf:
         return (
             f":ballot_box_with_check: Acknowledged on behalf of *{country_name}* by {mention(ack.user_id)} "
-            f"at {when} (ops, not one of {country_name}'s liaison officers)"
+            f"at {when} (for the operations centre, not one of {country_name}'s liaison officers)"
         )
     return f":white_check_mark: Acknowledged for *{country_name}* by {mention(ack.user_id)} at {when}"
 
@@ -165,7 +166,7 @@ def status_message(
 def reminder_text(
     notice: AlertNotice, config: CommandConfig, country: str, liaisons: Sequence[str], waited: timedelta
 ) -> str:
-    who = " ".join(mention(user) for user in liaisons) or "Liaison officers of this channel"
+    who = " ".join(mention(user) for user in liaisons[:MAX_PEOPLE]) or "Liaison officers of this channel"
     level = config.alert_scale[notice.level]
     name = country_by_code(country).name
     return (
@@ -181,7 +182,7 @@ def escalation_message(
     ordered = sorted(silent.items(), key=lambda kv: country_by_code(kv[0]).name)
     lines = []
     for code, liaisons in ordered:
-        people = ", ".join(mention(u) for u in liaisons) or "no liaison assigned"
+        people = ", ".join(mention(u) for u in liaisons[:MAX_PEOPLE]) or "no liaison assigned"
         lines.append(f"• {flag(country_by_code(code))} *{country_by_code(code).name}* — {people}")
     head = (
         f":rotating_light: Still silent {minutes(now - notice.created_at)} after alert notice #{notice.id}, "

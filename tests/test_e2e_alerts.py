@@ -918,6 +918,14 @@ def test_a_late_acknowledgement_stops_the_escalation(alerted: RunningBot, log: P
     assert "Spain" not in text
 
 
+def test_an_acknowledgement_on_behalf_stops_the_reminders_too(alerted: RunningBot, log: PostLog) -> None:
+    alerted.reply("/alert", "ack", user_id=OPS, channel_id="C0IT")
+    alerted.advance(minutes=15)
+    assert run_reminders(alerted) == 2
+    assert len(log.in_channel("C0IT")) == 1  # the notice only, no reminder
+    assert len(log.in_channel("C0PL")) == 2
+
+
 def test_a_channel_linked_late_gets_its_own_reminder_period(alerted: RunningBot, log: PostLog) -> None:
     alerted.advance(minutes=20)
     assert run_reminders(alerted) == 3
