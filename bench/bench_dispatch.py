@@ -22,12 +22,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlencode
 
 import httpx
 from slack_bolt import App
 from slack_bolt.request import BoltRequest
-from slack_sdk.signature import SignatureVerifier
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -36,6 +34,7 @@ from bot.app import create_app  # noqa: E402
 from bot.http import SLACK_PATH, HttpServer, LiaisonWSGI  # noqa: E402
 from bot.runtime import Runtime, build_runtime  # noqa: E402
 from bot.settings import Settings  # noqa: E402
+from bot.slack_requests import signed_headers, slash_command_body  # noqa: E402
 
 SIGNING_SECRET = "bench-signing-secret"
 BOT_TOKEN = "xoxb-bench"
@@ -63,35 +62,30 @@ class Result:
 
 
 class Signer:
+    """Requests built and signed by `bot.slack_requests`, as the shell and the tests build them."""
+
     def __init__(self, secret: str) -> None:
-        self._verifier = SignatureVerifier(secret)
+        self._secret = secret
 
     def command_body(self, command: str, text: str, n: int) -> str:
         # A different user each time: a retyped command from one user would get the duplicate prompt.
-        return urlencode(
-            {
-                "token": "bench",
-                "team_id": "T0BENCH",
-                "team_domain": "bench",
-                "channel_id": "C0BENCH",
-                "channel_name": "bench",
-                "user_id": f"U{n:08d}",
-                "user_name": f"user{n}",
-                "command": command,
-                "text": text,
-                "api_app_id": "A0BENCH",
-                "response_url": "https://hooks.slack.com/commands/T0BENCH/1/bench",
-                "trigger_id": f"{n}.bench",
-            }
+        return slash_command_body(
+            command,
+            text,
+            team_id="T0BENCH",
+            team_domain="bench",
+            channel_id="C0BENCH",
+            channel_name="bench",
+            user_id=f"U{n:08d}",
+            user_name=f"user{n}",
+            api_app_id="A0BENCH",
+            response_url="https://hooks.slack.com/commands/T0BENCH/1/bench",
+            trigger_id=f"{n}.bench",
+            token="bench",
         )
 
     def headers(self, body: str) -> dict[str, str]:
-        timestamp = str(int(time.time()))
-        return {
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Slack-Request-Timestamp": timestamp,
-            "X-Slack-Signature": self._verifier.generate_signature(timestamp=timestamp, body=body) or "",
-        }
+        return signed_headers(self._secret, body, int(time.time()))
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from types import ModuleType
 from typing import Any
 
@@ -16,8 +17,9 @@ from bot.registry import COMMANDS
 from bot.runtime import Runtime
 from bot.slack_reads import SlackChannels
 from commands import alert, duplicates
-from commands.blocks import section
+from commands.blocks import escape, section
 from commands.common import Caller, CommandContext, Reply, UsageError, clean_text
+from commands.slack_text import decode
 from storage import changes, outbox
 from storage.models import PendingCommand
 
@@ -35,16 +37,20 @@ def caller_from_command(body: dict[str, Any]) -> Caller:
     )
 
 
-def run_command(
-    runtime: Runtime, module: ModuleType, caller: Caller, raw_text: str, *, confirmed_duplicate: bool = False
-) -> Reply:
+def run_command(runtime: Runtime, module: ModuleType, caller: Caller, slack_text: str) -> Reply:
+    """A slash command as Slack sent it: its text is decoded from Slack's encoding here, once."""
     command = str(module.COMMAND)
+    text = decode(slack_text)
 
     def handle(ctx: CommandContext) -> Reply:
-        reply: Reply = module.handle(clean_text(raw_text, command), ctx)
+        reply: Reply = module.handle(clean_text(text, command), ctx)
         return reply
 
-    return run_in_context(runtime, caller, command, handle, confirmed_duplicate=confirmed_duplicate)
+    return run_in_context(runtime, caller, command, handle)
+
+
+# Enqueues the answers to a button press: (context, reply, whether the handler's work stands).
+Respond = Callable[[CommandContext, Reply, bool], None]
 
 
 def run_in_context(
@@ -54,8 +60,13 @@ def run_in_context(
     handle: Callable[[CommandContext], Reply],
     *,
     confirmed_duplicate: bool = False,
+    respond: Respond | None = None,
 ) -> Reply:
-    """One transaction: committed with its outbox messages, or rolled back whole on any error."""
+    """One transaction: committed with its outbox messages, or rolled back whole on any error.
+
+    With `respond` (a button press: the answer goes out through the outbox), the answer is enqueued in
+    the same transaction; a refusal rolls back only what the handler did, then its answer is enqueued.
+    """
     try:
         with runtime.db.request_session() as session:
             ctx = CommandContext(
@@ -67,14 +78,26 @@ def run_in_context(
                 confirmed_duplicate=confirmed_duplicate,
                 channels=SlackChannels.reading_with(runtime.client, runtime.tokens.current),
             )
-            reply = handle(ctx)
+            if respond is None:
+                reply = handle(ctx)
+            else:
+                try:
+                    with session.begin_nested():
+                        reply = handle(ctx)
+                    done = True
+                except UsageError as error:
+                    reply, done = error.reply(), False
+                respond(ctx, reply, done)
             session.flush()
             if changes.board_changed(session):
                 _refresh_home_boards(runtime, session)
     except UsageError as error:
         return error.reply()
     except Exception as error:
-        return unexpected_error_reply(error, command)
+        reply = unexpected_error_reply(error, command)
+        if respond is not None:
+            _respond_after_failure(runtime, caller, command, respond, reply)
+        return reply
     runtime.outbox.wake()
     return reply
 
@@ -89,83 +112,135 @@ def _refresh_home_boards(runtime: Runtime, session: Session) -> None:
         log.exception("could not refresh the Home boards; they refresh when next opened")
 
 
-def handle_alert_ack(runtime: Runtime, body: dict[str, Any], action: dict[str, Any]) -> None:
-    """The Acknowledge button of a notice: record it; the notice is edited in place through the outbox."""
+def _respond_after_failure(
+    runtime: Runtime, caller: Caller, command: str, respond: Respond, reply: Reply
+) -> None:
+    """The press failed and nothing was stored; still tell the person (a transaction of its own)."""
+    try:
+        with runtime.db.session() as session:
+            ctx = CommandContext(session, caller, runtime.clock, runtime.config, command)
+            respond(ctx, reply, False)
+    except Exception as error:  # the database itself is failing: the log has it
+        log.error("could not answer a failed %s interaction", command, exc_info=error)
+        return
+    runtime.outbox.wake()
+
+
+def _caller_of_interaction(body: dict[str, Any]) -> Caller:
     user = body.get("user") or {}
     channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
-    caller = Caller(
-        user_id=str(user.get("id", "")), user_name=str(user.get("username", "")), channel_id=str(channel)
+    return Caller(
+        user_id=str(user.get("id", "")),
+        user_name=str(user.get("username", "")),
+        channel_id=str(channel),
+        team_id=str(user.get("team_id", "") or (body.get("team") or {}).get("id", "")),
+        response_url=str(body.get("response_url", "")),
     )
-    try:
-        notice_id = int(str(action.get("value", "")))
-    except ValueError:
+
+
+def _number_value(action: dict[str, Any]) -> int | None:
+    value = str(action.get("value", ""))
+    if not value.isascii() or not value.isdigit() or len(value) > 12:
+        return None
+    return int(value)
+
+
+def handle_alert_ack(runtime: Runtime, body: dict[str, Any], action: dict[str, Any]) -> None:
+    """The Acknowledge button of a notice: recorded, and the notice edited in place through the outbox,
+    in one transaction; a refusal or "already acknowledged" is answered to the presser only."""
+    caller = _caller_of_interaction(body)
+    notice_id = _number_value(action)
+    if notice_id is None:
         log.warning("acknowledgement with a malformed value %r", action.get("value"))
         return
-    reply = run_in_context(runtime, caller, alert.COMMAND, lambda ctx: alert.acknowledge(ctx, notice_id))
-    response_url = str(body.get("response_url", ""))
-    if reply.in_channel or not response_url:
-        return  # recorded: the edited notice says so
-    with runtime.db.session() as session:
+
+    def respond(ctx: CommandContext, reply: Reply, done: bool) -> None:
+        if reply.in_channel or not caller.response_url:
+            return  # recorded: the edited notice says so
         payload = {**reply.to_message(), "replace_original": False}
-        outbox.respond(
-            session, response_url, payload, lane=f"response:ack:{caller.user_id}", now=runtime.clock.now()
-        )
-    runtime.outbox.wake()
+        lane = f"response:ack:{caller.user_id}"
+        outbox.respond(ctx.session, caller.response_url, payload, lane=lane, now=ctx.now())
+
+    run_in_context(
+        runtime, caller, alert.COMMAND, lambda ctx: alert.acknowledge(ctx, notice_id), respond=respond
+    )
 
 
 def handle_duplicate_choice(runtime: Runtime, body: dict[str, Any], action: dict[str, Any]) -> None:
-    """The caller pressed "Record again" or "Discard" on a duplicate prompt; answer via response_url."""
-    user_id = str(body.get("user", {}).get("id", ""))
-    response_url = str(body.get("response_url", ""))
+    """ "Record again" or "Discard" on a duplicate prompt: the choice, the command it re-runs and the
+    answers (via response_url) in one transaction."""
+    caller = _caller_of_interaction(body)
     record_again = action.get("action_id") == duplicates.ACTION_RECORD_AGAIN
-    try:
-        pending_id = int(str(action.get("value", "")))
-    except ValueError:
+    pending_id = _number_value(action)
+    if pending_id is None:
         log.warning("duplicate choice with a malformed value %r", action.get("value"))
         return
-    replies = _resolve_pending(runtime, pending_id, user_id, record_again)
-    if not replies or not response_url:
-        return
-    with runtime.db.session() as session:
-        for payload in replies:
-            outbox.respond(
-                session, response_url, payload, lane=f"response:{pending_id}", now=runtime.clock.now()
-            )
-    runtime.outbox.wake()
+    answers: list[dict[str, Any]] = []
+
+    def choose(ctx: CommandContext) -> Reply:
+        return _resolve_pending(ctx, pending_id, record_again, answers)
+
+    def respond(ctx: CommandContext, reply: Reply, done: bool) -> None:
+        if not caller.response_url:
+            return
+        if not done:  # refused or failed: the prompt stays as it was, the reason is shown beside it
+            answers[:] = [{**reply.to_message(), "replace_original": False}]
+        for payload in answers:
+            lane = f"response:{pending_id}"
+            outbox.respond(ctx.session, caller.response_url, payload, lane=lane, now=ctx.now())
+
+    run_in_context(runtime, caller, "duplicate prompt", choose, respond=respond)
 
 
 def _resolve_pending(
-    runtime: Runtime, pending_id: int, user_id: str, record_again: bool
-) -> list[dict[str, Any]]:
-    now = runtime.clock.now()
-    with runtime.db.session() as session:
-        pending = session.get(PendingCommand, pending_id)
-        if pending is None:
-            return []
-        if pending.user_id != user_id:
-            return [_ephemeral("Only the person who typed the command can choose.", replace=False)]
-        if pending.resolved_at is not None:
-            return [_ephemeral(f"Already {pending.resolution}.", replace=True)]
-        pending.resolved_at = now
-        pending.resolution = "recorded again" if record_again else "discarded"
-        session.add(pending)
-        command, text = pending.command, pending.text
-        caller = Caller(
-            user_id=pending.user_id,
-            user_name=pending.user_name,
-            channel_id=pending.channel_id,
-            team_id=pending.team_id,
+    ctx: CommandContext, pending_id: int, record_again: bool, answers: list[dict[str, Any]]
+) -> Reply:
+    pending = ctx.session.get(PendingCommand, pending_id)
+    if pending is None:
+        raise UsageError(
+            "This choice has expired: nothing was recorded again.",
+            hint="Type the command again if it is still needed.",
+        )
+    if pending.user_id != ctx.caller.user_id:
+        raise UsageError("Only the person who typed the command can choose.")
+    if pending.resolved_at is not None:
+        return _answer(answers, f"Already {pending.resolution}.", replace=True)
+    expired = ctx.now() - pending.created_at > ctx.config.duplicate_window
+    pending.resolved_at = ctx.now()
+    pending.resolution = "expired" if expired else "recorded again" if record_again else "discarded"
+    ctx.session.add(pending)
+    typed = f"`{pending.command} {escape(pending.text)}`"
+    if expired:
+        minutes = max(1, int(ctx.config.duplicate_window.total_seconds() // 60))
+        return _answer(
+            answers,
+            f":hourglass: This choice expired ({minutes} min after the prompt): {typed} was not recorded "
+            "again. Type the command again if it is still needed.",
+            replace=True,
         )
     if not record_again:
-        return [_ephemeral(f":wastebasket: Discarded — `{command}` was not recorded again.", replace=True)]
-    module = COMMANDS.get(command)
+        return _answer(answers, f":wastebasket: Discarded — {typed} was not recorded again.", replace=True)
+    module = COMMANDS.get(pending.command)
     if module is None:
-        return [_ephemeral("That command no longer exists.", replace=True)]
-    reply = run_command(runtime, module, caller, text, confirmed_duplicate=True)
-    message = reply.to_message()
+        raise UsageError("That command no longer exists.")
+    original_caller = Caller(
+        user_id=pending.user_id,
+        user_name=pending.user_name,
+        channel_id=pending.channel_id,
+        team_id=pending.team_id,
+    )
+    replay = replace(ctx, caller=original_caller, command=pending.command, confirmed_duplicate=True)
+    reply: Reply = module.handle(clean_text(pending.text, pending.command), replay)
     if reply.in_channel:
-        return [{"delete_original": True}, message]
-    return [{**message, "replace_original": True}]
+        answers += [{"delete_original": True}, reply.to_message()]
+    else:
+        answers.append({**reply.to_message(), "replace_original": True})
+    return reply
+
+
+def _answer(answers: list[dict[str, Any]], text: str, *, replace: bool) -> Reply:
+    answers.append(_ephemeral(text, replace=replace))
+    return Reply(text=text)
 
 
 def _ephemeral(text: str, *, replace: bool) -> dict[str, Any]:

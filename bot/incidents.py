@@ -33,6 +33,7 @@ from commands.incident_modal import (
     parse_submission,
     prefill_from_message,
 )
+from commands.slack_text import decode
 from storage import incidents, outbox
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def register(app: App, runtime: Runtime) -> None:
     @app.command(incident.COMMAND)
     def incident_command(ack: Ack, command: dict[str, Any]) -> None:
         caller = caller_from_command(command)
-        text = str(command.get("text", ""))
+        text = decode(str(command.get("text", "")))  # from Slack's encoding, once, where it enters
         if not text.strip():
             error = _open_modal(
                 runtime, api, str(command.get("trigger_id", "")), ModalContext(caller.channel_id)

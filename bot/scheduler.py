@@ -16,7 +16,7 @@ from apscheduler.triggers.cron import CronTrigger
 from bot.digests import DueReport, send_due
 from bot.incidents import run_incident_timers
 from bot.runtime import Runtime
-from commands.alert import send_reminders
+from commands.notices import send_reminders
 from storage.housekeeping import prune
 from storage.replays import forget_expired
 

@@ -1,7 +1,8 @@
 """`liaison shell`: type slash commands, read the bot's replies — through the same Bolt app and
 handlers as `serve`, against the local database, with no Slack workspace and no network.
 
-Each line is turned into a Slack-signed slash-command request and dispatched by the Bolt app;
+Each line is turned into a Slack-signed slash-command request — built by `bot.slack_requests`, like the
+tests' requests, so `&`, `<` and `>` arrive entity-encoded as from Slack — and dispatched by the Bolt app;
 messages the bot sends to channels go through the real outbox, delivered to this console.
 """
 
@@ -13,19 +14,24 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
-from urllib.parse import urlencode
 
 import httpx
 from slack_bolt import App
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
-from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web import SlackResponse
 
 from bot.app import create_app
 from bot.registry import COMMANDS
 from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings
+from bot.slack_requests import (
+    block_actions_payload,
+    encode_typed_text,
+    interaction_body,
+    signed_headers,
+    slash_command_body,
+)
 from bot.text_render import ShellForm, render_message
 from commands.incident_modal import SHORTCUT_CALLBACK_ID
 
@@ -33,6 +39,7 @@ SHELL_USER = "USHELL"
 SHELL_CHANNEL = "CSHELL"
 SHELL_TEAM = "TSHELL"
 SHELL_RESPONSE_URL = "https://shell.invalid/response"
+SHELL_VERIFICATION_TOKEN = "shell"  # noqa: S105  (Slack's deprecated per-request token; unchecked)
 SHELL_TOKEN = "xoxb-shell"  # noqa: S105  (not a secret: the console never reaches Slack)
 
 HELP = """Type a slash command as in Slack, e.g. /arrivals poland 40 — or:
@@ -107,11 +114,6 @@ class ConsoleWebClient(WebClient):
         )
 
 
-def _slack_encode(text: str) -> str:
-    """Text the way Slack sends what a user typed."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _indent(text: str) -> str:
     return "\n".join("  " + line for line in text.splitlines())
 
@@ -132,7 +134,7 @@ class Shell:
     def __init__(self, runtime: Runtime, app: App, signing_secret: str, out: TextIO) -> None:
         self.runtime = runtime
         self.app = app
-        self.verifier = SignatureVerifier(signing_secret)
+        self.signing_secret = signing_secret
         self.out = out
         self.user = SHELL_USER
         self.channel = SHELL_CHANNEL
@@ -178,51 +180,47 @@ class Shell:
         return True
 
     def _dispatch_command(self, command: str, text: str) -> None:
-        body = urlencode(
-            {
-                "token": "shell",
-                "team_id": SHELL_TEAM,
-                "team_domain": "shell",
-                "channel_id": self.channel,
-                "channel_name": self.channel.lower(),
-                "user_id": self.user,
-                "user_name": self.user.lower(),
-                "command": command,
-                "text": text,
-                "api_app_id": "ASHELL",
-                "response_url": SHELL_RESPONSE_URL,
-                "trigger_id": secrets.token_hex(8),
-            }
+        body = slash_command_body(
+            command,
+            text,
+            team_id=SHELL_TEAM,
+            team_domain="shell",
+            channel_id=self.channel,
+            channel_name=self.channel.lower(),
+            user_id=self.user,
+            user_name=self.user.lower(),
+            api_app_id="ASHELL",
+            response_url=SHELL_RESPONSE_URL,
+            trigger_id=secrets.token_hex(8),
+            token=SHELL_VERIFICATION_TOKEN,
         )
-        response = self._dispatch(body, "application/x-www-form-urlencoded")
+        response = self._dispatch(body)
         self._show_ack(response.status, response.body)
 
     def _click(self, element: dict[str, Any]) -> None:
-        payload = {
-            "type": "block_actions",
-            "team": {"id": SHELL_TEAM, "domain": "shell"},
-            "user": {"id": self.user, "username": self.user.lower(), "team_id": SHELL_TEAM},
-            "api_app_id": "ASHELL",
-            "token": "shell",
-            "container": {"type": "message", "is_ephemeral": True, "channel_id": self.channel},
-            "trigger_id": secrets.token_hex(8),
-            "channel": {"id": self.channel, "name": self.channel.lower()},
-            "response_url": SHELL_RESPONSE_URL,
-            "actions": [
-                {
-                    "type": "button",
-                    "action_id": element.get("action_id", ""),
-                    "block_id": "shell",
-                    "value": element.get("value", ""),
-                    "text": element.get("text", {}),
-                    "action_ts": f"{time.time():.6f}",
-                }
-            ],
-        }
-        self.buttons.clear()
-        response = self._dispatch(
-            urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
+        payload = block_actions_payload(
+            action={
+                "type": "button",
+                "action_id": element.get("action_id", ""),
+                "block_id": "shell",
+                "value": element.get("value", ""),
+                "text": element.get("text", {}),
+                "action_ts": f"{time.time():.6f}",
+            },
+            user_id=self.user,
+            user_name=self.user.lower(),
+            team_id=SHELL_TEAM,
+            team_domain="shell",
+            channel_id=self.channel,
+            channel_name=self.channel.lower(),
+            api_app_id="ASHELL",
+            token=SHELL_VERIFICATION_TOKEN,
+            trigger_id=secrets.token_hex(8),
+            response_url=SHELL_RESPONSE_URL,
+            container={"type": "message", "is_ephemeral": True, "channel_id": self.channel},
         )
+        self.buttons.clear()
+        response = self._dispatch(interaction_body(payload))
         if response.status != 200:
             self._say(f"(the bot answered HTTP {response.status})")
         self._deliver_outbox()
@@ -238,13 +236,11 @@ class Shell:
             "user": {"id": self.user, "username": self.user.lower(), "team_id": SHELL_TEAM},
             "channel": {"id": self.channel, "name": self.channel.lower()},
             "message_ts": ts,
-            "message": {"type": "message", "user": self.user, "ts": ts, "text": _slack_encode(text)},
+            "message": {"type": "message", "user": self.user, "ts": ts, "text": encode_typed_text(text)},
             "response_url": SHELL_RESPONSE_URL,
-            "token": "shell",
+            "token": SHELL_VERIFICATION_TOKEN,
         }
-        response = self._dispatch(
-            urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
-        )
+        response = self._dispatch(interaction_body(payload))
         if response.status != 200:
             self._say(f"(the bot answered HTTP {response.status})")
         self._deliver_outbox()
@@ -272,13 +268,11 @@ class Shell:
             "team": {"id": SHELL_TEAM, "domain": "shell"},
             "user": {"id": self.user, "username": self.user.lower(), "team_id": SHELL_TEAM},
             "api_app_id": "ASHELL",
-            "token": "shell",
+            "token": SHELL_VERIFICATION_TOKEN,
             "trigger_id": secrets.token_hex(8),
             "view": {**form.view, "state": {"values": form.state_values()}},
         }
-        response = self._dispatch(
-            urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
-        )
+        response = self._dispatch(interaction_body(payload))
         if response.status != 200:
             self._say(f"(the bot answered HTTP {response.status})")
             return
@@ -294,13 +288,9 @@ class Shell:
         self.buttons.clear()
         self._deliver_outbox()
 
-    def _dispatch(self, body: str, content_type: str) -> Any:
-        timestamp = str(int(time.time()))
-        headers: dict[str, str | Sequence[str]] = {
-            "content-type": [content_type],
-            "x-slack-request-timestamp": [timestamp],
-            "x-slack-signature": [self.verifier.generate_signature(timestamp=timestamp, body=body) or ""],
-        }
+    def _dispatch(self, body: str) -> Any:
+        signed = signed_headers(self.signing_secret, body, int(time.time()))
+        headers: dict[str, str | Sequence[str]] = {name.lower(): [value] for name, value in signed.items()}
         return self.app.dispatch(BoltRequest(body=body, headers=headers))
 
     def _show_ack(self, status: int, body: str) -> None:

@@ -12,12 +12,13 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session
 
 from commands.alert_levels import AlertScale, default_scale
-from commands.blocks import MAX_FALLBACK_TEXT, Block, context, fit_blocks, section, truncate
+from commands.blocks import MAX_FALLBACK_TEXT, Block, context, fit_blocks, markup_safe, section, truncate
 from commands.capabilities import CapabilityVocabulary
 from commands.incident_feed import IncidentProvider
 from storage.clock import Clock
 
 MAX_COMMAND_TEXT = 1000
+HELP_WORDS = frozenset({"help", "?", "-h", "--help"})
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class Reply:
 
     def to_message(self) -> dict[str, Any]:
         message: dict[str, Any] = {
-            "text": truncate(self.text, MAX_FALLBACK_TEXT),
+            "text": truncate(markup_safe(self.text), MAX_FALLBACK_TEXT),
             "response_type": "in_channel" if self.in_channel else "ephemeral",
         }
         if self.blocks:
@@ -109,10 +110,15 @@ class PermissionDenied(UsageError):
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Right-to-left overrides, embeddings, isolates and marks reorder what a reader sees ("\u202e04 dnalop"
+# reads as "poland 40"): refused. Other invisible format characters (zero-width spaces and joiners,
+# word joiner, BOM, soft hyphen, tags) are removed.
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def clean_text(text: str, command: str) -> str:
-    """Checks common to every command's text: length and control characters; folds whitespace."""
+    """Checks common to every command's text, decoded from Slack's encoding: length, control and
+    direction characters; removes invisible format characters; folds whitespace."""
     if len(text) > MAX_COMMAND_TEXT:
         raise UsageError(
             f"That is too long for `{command}` ({len(text):,} characters; the limit is {MAX_COMMAND_TEXT:,}).",
@@ -123,11 +129,18 @@ def clean_text(text: str, command: str) -> str:
             "That text contains control characters, which Liaison does not accept.",
             hint="Retype the command rather than pasting it.",
         )
-    return " ".join(text.split())
+    if any(ch in _BIDI_CONTROLS for ch in text):
+        raise UsageError(
+            "That text contains invisible characters that change the reading direction, "
+            "which Liaison does not accept.",
+            hint="Retype the command rather than pasting it.",
+        )
+    return " ".join(strip_format_characters(text).split())
 
 
-def normalize_for_duplicates(text: str) -> str:
-    return " ".join(text.lower().split())
+def strip_format_characters(text: str) -> str:
+    """`text` without Unicode format characters (category Cf: zero-width, joiners, BOM, bidi…)."""
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
 
 
 def local_day_start(now: datetime, zone: ZoneInfo) -> datetime:

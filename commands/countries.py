@@ -129,7 +129,10 @@ _REGIONAL_INDICATOR_A = 0x1F1E6
 def _fold(text: str) -> str:
     """Lowercase, drop accents and unify apostrophes: "Côte d’Ivoire" -> "cote d'ivoire"."""
     decomposed = unicodedata.normalize("NFKD", text.translate(_APOSTROPHES))
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+    # Combining marks go, and so do invisible format characters (zero-width, bidi controls).
+    return "".join(
+        ch for ch in decomposed if not unicodedata.combining(ch) and unicodedata.category(ch) != "Cf"
+    ).casefold()
 
 
 def _normalize(text: str) -> str:
@@ -219,9 +222,9 @@ def _has_letters(key: str) -> bool:
 def resolve_country(text: str) -> Country:
     """The country meant by ``text`` (code, name, alias, flag), or raise :class:`UnknownCountry`."""
     index = _index()
-    flag = _flag_code(text)
-    if flag is not None and flag in index.by_code:
-        return index.by_code[flag]
+    flag_code = _flag_code(text)
+    if flag_code is not None and flag_code in index.by_code:
+        return index.by_code[flag_code]
     key = _normalize(text)
     if not _has_letters(key):
         raise UnknownCountry(text)
@@ -273,6 +276,11 @@ def suggest_countries(text: str, limit: int = 3) -> list[Country]:
             if len(found) == limit:
                 break
     return found
+
+
+def flag(country: Country) -> str:
+    """The country's flag as a Slack emoji shortcode."""
+    return f":flag-{country.code.lower()}:"
 
 
 def all_countries() -> list[Country]:

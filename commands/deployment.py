@@ -10,14 +10,14 @@ from commands.blocks import (
     context,
     fields_section,
     header,
+    lines_within,
     percent,
     progress_bar,
     section,
 )
-from commands.common import CommandContext, Reply, UsageError
-from commands.countries import Country, country_by_code
+from commands.common import HELP_WORDS, CommandContext, Reply, UsageError, plural
+from commands.countries import Country, country_by_code, flag
 from commands.history import history_reply
-from commands.movements import flag
 from commands.parsing import country_from
 from storage import ledger
 from storage.ledger import Bucket, CountryStatus
@@ -25,6 +25,7 @@ from storage.ledger import Bucket, CountryStatus
 COMMAND = "/deployment"
 RECORDS = False
 NAME_WIDTH = 20
+COUNTRY_TABLE_BUDGET = 7000  # the capability table and the summary share the message
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def parse(text: str) -> Request:
     words = text.split()
     if not words or (len(words) == 1 and words[0].lower() in ("all", "everyone")):
         return Everyone()
-    if len(words) == 1 and words[0].lower() in ("help", "?", "-h", "--help"):
+    if len(words) == 1 and words[0].lower() in HELP_WORDS:
         return Help()
     if words[0].lower() == "history":
         if len(words) == 1:
@@ -148,6 +149,8 @@ def overview_reply(statuses: dict[str, CountryStatus]) -> Reply:
         f"{country.name[: NAME_WIDTH - 1]:<{NAME_WIDTH}}{bucket.pledged:>8,}{bucket.on_duty:>8,}{bucket.gap:>6,}  {_bar(bucket)}"
         for country, bucket in totals
     ]
+    shown = lines_within(rows, COUNTRY_TABLE_BUDGET)
+    left_out = len(rows) - len(shown)
     summary = (
         f":globe_with_meridians: *{grand.on_duty:,} on duty* of {grand.pledged:,} pledged "
         f"— {_bar(grand)} · gap *{grand.gap:,}* · {len(statuses)} countries"
@@ -156,10 +159,16 @@ def overview_reply(statuses: dict[str, CountryStatus]) -> Reply:
         header("Deployment — all countries"),
         section(summary),
         context("Biggest gaps first. `/deployment <country>` for one country's detail."),
-        *code_sections(rows),
-        section("*By capability, all countries*"),
-        *code_sections(_capability_table(by_capability)),
+        *code_sections(shown),
     ]
+    if left_out:
+        blocks.append(
+            context(
+                f":scissors: {plural(left_out, 'more country', 'more countries')} with smaller gaps not shown "
+                "— `/deployment <country>` shows one country."
+            )
+        )
+    blocks += [section("*By capability, all countries*"), *code_sections(_capability_table(by_capability))]
     fallback = (
         f"All countries: {grand.on_duty:,} on duty of {grand.pledged:,} pledged ({percent(grand.fill_rate)}), "
         f"{len(statuses)} countries."

@@ -7,10 +7,9 @@ from datetime import time, timedelta
 
 from commands.blocks import Block, context, fit_blocks, header, section, text_sections
 from commands.common import CommandContext, Reply, UsageError, mention
-from commands.countries import country_by_code
+from commands.countries import country_by_code, flag
 from commands.digest_content import gather, render
 from commands.local_times import BadTime, first_missing_day, format_time_of_day, parse_time_of_day
-from commands.movements import flag
 from commands.parsing import country_from, quote
 from commands.permissions import is_ops
 from storage import digests, directory

@@ -29,9 +29,8 @@ from commands.blocks import (
     section,
 )
 from commands.common import CommandConfig, Reply, mention, plural
-from commands.countries import country_by_code
+from commands.countries import country_by_code, flag
 from commands.incident_feed import IncidentProvider, IncidentSummary
-from commands.movements import flag
 from storage import alerts, digests, ledger
 from storage.digests import MovementTotals, PledgeChange
 from storage.ledger import Bucket, CountryStatus

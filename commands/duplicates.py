@@ -1,13 +1,18 @@
 """A recording command retyped within minutes (people retype when Slack shows a timeout) is not
-recorded twice: the caller is asked whether to record it again or discard it."""
+recorded twice: the caller is asked whether to record it again or discard it.
+
+Commands are compared by meaning — what would be recorded (kind, country, count, capability, place) —
+against every recording of the caller within the window, not as typed: `poland 40` and `PL 40` are the
+same entry, even with another command typed in between.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlmodel import col
 
 from commands.blocks import actions, button, context, escape, section
-from commands.common import CommandContext, Reply, format_local_time, normalize_for_duplicates
+from commands.common import CommandContext, Reply, format_local_time
 from commands.parsing import quote
 from storage.models import CommandLog, PendingCommand
 
@@ -15,20 +20,28 @@ ACTION_RECORD_AGAIN = "duplicate_record_again"
 ACTION_DISCARD = "duplicate_discard"
 
 
-def check(ctx: CommandContext, text: str) -> Reply | None:
-    """A confirmation prompt when `text` repeats the caller's previous recording command, else None."""
-    if ctx.confirmed_duplicate or ctx.config.duplicate_window.total_seconds() <= 0:
+def meaning(*parts: object) -> str:
+    """The key two commands share when they would record the same thing (case and spaces ignored)."""
+    return "|".join("" if part is None else " ".join(str(part).casefold().split()) for part in parts)
+
+
+def check(ctx: CommandContext, key: str, text: str) -> Reply | None:
+    """A confirmation prompt when the caller recorded the same `key` within the window, else None."""
+    window = ctx.config.duplicate_window
+    if ctx.confirmed_duplicate or window.total_seconds() <= 0:
         return None
-    normalized = normalize_for_duplicates(text)
     previous = ctx.session.execute(
         select(CommandLog)
-        .where(col(CommandLog.user_id) == ctx.caller.user_id)
+        .where(
+            col(CommandLog.user_id) == ctx.caller.user_id,
+            col(CommandLog.created_at) >= ctx.now() - window,
+            col(CommandLog.command) == ctx.command,
+            col(CommandLog.normalized_text) == key,
+        )
         .order_by(col(CommandLog.id).desc())
         .limit(1)
     ).scalar_one_or_none()
-    if previous is None or (previous.command, previous.normalized_text) != (ctx.command, normalized):
-        return None
-    if ctx.now() - previous.created_at > ctx.config.duplicate_window:
+    if previous is None:
         return None
     pending = PendingCommand(
         user_id=ctx.caller.user_id,
@@ -44,15 +57,26 @@ def check(ctx: CommandContext, text: str) -> Reply | None:
     return confirmation_reply(ctx, pending, previous)
 
 
-def remember(ctx: CommandContext, text: str) -> None:
-    """Log a recording command that was carried out, for the next duplicate check."""
+def remember(ctx: CommandContext, key: str) -> None:
+    """Log a recording that was carried out, for the next duplicate check."""
     ctx.session.add(
         CommandLog(
             user_id=ctx.caller.user_id,
             channel_id=ctx.caller.channel_id,
             command=ctx.command,
-            normalized_text=normalize_for_duplicates(text),
+            normalized_text=key,
             created_at=ctx.now(),
+        )
+    )
+
+
+def forget(ctx: CommandContext, key: str) -> None:
+    """An entry was undone: retyping it is a new entry, not a duplicate."""
+    ctx.session.execute(
+        delete(CommandLog).where(
+            col(CommandLog.user_id) == ctx.caller.user_id,
+            col(CommandLog.command) == ctx.command,
+            col(CommandLog.normalized_text) == key,
         )
     )
 
@@ -60,13 +84,15 @@ def remember(ctx: CommandContext, text: str) -> None:
 def confirmation_reply(ctx: CommandContext, pending: PendingCommand, previous: CommandLog) -> Reply:
     typed = quote(f"{pending.command} {pending.text}")
     when = format_local_time(previous.created_at, ctx.config.zone, ctx.now())
+    minutes = max(1, int(ctx.config.duplicate_window.total_seconds() // 60))
     message = (
-        f":raised_hand: You already recorded {typed} at {when}. "
+        f":raised_hand: {typed} records the same as your entry at {when}. "
         "Slack may have shown a timeout although it went through. Record it *again*?"
     )
     value = str(pending.id)
     return Reply(
-        text=f"You already recorded {pending.command} {escape(pending.text)} at {when}. Record it again?",
+        text=f"{pending.command} {escape(pending.text)} records the same as your entry at {when}. "
+        "Record it again?",
         blocks=[
             section(message),
             actions(
@@ -74,6 +100,6 @@ def confirmation_reply(ctx: CommandContext, pending: PendingCommand, previous: C
                 button("Discard", ACTION_DISCARD, value),
                 block_id="duplicate",
             ),
-            context("Nothing has been recorded a second time yet."),
+            context(f"Nothing has been recorded a second time yet. This choice expires in {minutes} min."),
         ],
     )

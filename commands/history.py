@@ -10,8 +10,7 @@ from sqlmodel import Session, col
 
 from commands.blocks import Block, context, escape, header, section, text_sections
 from commands.common import CommandConfig, Reply, format_local_time, mention, plural
-from commands.countries import Country
-from commands.movements import flag
+from commands.countries import Country, flag
 from storage import ledger
 from storage.models import Movement, MovementKind, Pledge
 

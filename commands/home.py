@@ -26,10 +26,9 @@ from commands.blocks import (
     section,
 )
 from commands.common import CommandConfig, Reply, format_local_time, mention, plural
-from commands.countries import country_by_code
+from commands.countries import country_by_code, flag
 from commands.digest_content import ordered_by_gap
 from commands.incident_feed import IncidentSummary
-from commands.movements import flag
 from storage import alerts, directory, ledger
 from storage.ledger import Bucket, CountryStatus
 from storage.models import AlertNotice, Role

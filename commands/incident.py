@@ -16,7 +16,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from commands.blocks import Block, context, escape, header, section, text_sections
+from commands.blocks import Block, context, header, section, text_sections
 from commands.common import (
     CommandConfig,
     CommandContext,
@@ -45,6 +45,7 @@ from commands.incident_card import (
 from commands.incident_text import plain_text
 from commands.parsing import country_from, quote
 from commands.permissions import is_ops, ops_and_admins
+from commands.slack_text import show
 from storage import directory, incidents, outbox
 from storage.incidents import Timer
 from storage.models import Incident, IncidentEvent, IncidentStatus
@@ -110,8 +111,9 @@ def incident_id_from(token: str | None) -> int:
     return int(match.group(1))
 
 
-def title_from(raw: str) -> str:
-    title = " ".join(plain_text(raw).split())
+def title_from(text: str) -> str:
+    """`text` as typed (decoded from Slack's encoding where the command entered, mentions kept)."""
+    title = " ".join(text.split())
     if not title:
         raise UsageError(
             "The incident needs a title.",
@@ -126,7 +128,7 @@ def title_from(raw: str) -> str:
 
 
 def reason_from(raw: str, what: str, example: str) -> str:
-    text = plain_text(raw).strip()
+    text = raw.strip()
     if len(text) < MIN_REASON:
         raise UsageError(f"{what} is required (at least {MIN_REASON} characters).", hint=f"e.g. `{example}`")
     if len(text) > MAX_REASON:
@@ -401,7 +403,7 @@ def open_incident(
     ctx.session.add(incident)
     opened = (
         f":rotating_light: {mention(ctx.caller.user_id)} opened *{ref(incident)}* "
-        f"(sev{incident.severity}): {escape(incident.title)}"
+        f"(sev{incident.severity}): {show(incident.title)}"
     )
     incidents.add_event(ctx.session, incident, kind="opened", actor=ctx.caller.user_id, text=opened, now=now)
     if incident.severity <= 2:
@@ -479,7 +481,7 @@ def escalate(
     incident.severity = new
     change = f"from sev{current} to sev{new}" if new != current else "again (sev1)"
     text = (
-        f":arrow_double_up: {mention(ctx.caller.user_id)} escalated *{ref(incident)}* {change}: {escape(why)}"
+        f":arrow_double_up: {mention(ctx.caller.user_id)} escalated *{ref(incident)}* {change}: {show(why)}"
     )
     reply = _changed(ctx, incident, "escalated", text)
     _announce(ctx.session, incident, ctx.config, ctx.now(), text, link=link)
@@ -505,7 +507,7 @@ def _severity(ctx: CommandContext, incident_id: int, args: list[str], _link: str
     arrow = ":arrow_up:" if level < previous else ":arrow_down:"
     text = (
         f"{arrow} {mention(ctx.caller.user_id)} changed *{ref(incident)}* from sev{previous} "
-        f"to sev{level}: {escape(reason)}"
+        f"to sev{level}: {show(reason)}"
     )
     return _changed(ctx, incident, "severity", text)
 
@@ -515,7 +517,7 @@ def _update(ctx: CommandContext, incident_id: int, args: list[str], _link: str |
     incident = _locked(ctx, incident_id)
     require_update(ctx, incident)
     _not_resolved(incident, "updated")
-    text = f":speech_balloon: {mention(ctx.caller.user_id)}: {escape(note)}"
+    text = f":speech_balloon: {mention(ctx.caller.user_id)}: {show(note)}"
     return _changed(ctx, incident, "update", text)
 
 
@@ -533,7 +535,7 @@ def resolve(ctx: CommandContext, incident: Incident, summary: str | None) -> Rep
         raise UsageError(f"{ref(incident)} is already resolved (since {when}).")
     incident.status = IncidentStatus.RESOLVED
     incident.resolved_at = ctx.now()
-    tail = f": {escape(summary)}" if summary else "."
+    tail = f": {show(summary)}" if summary else "."
     text = f":white_check_mark: {mention(ctx.caller.user_id)} resolved *{ref(incident)}*{tail}"
     return _changed(ctx, incident, "resolved", text)
 
@@ -547,7 +549,7 @@ def _reopen(ctx: CommandContext, incident_id: int, args: list[str], _link: str |
     incident.status = IncidentStatus.OWNED if incident.owner else IncidentStatus.OPEN
     incident.resolved_at = None
     text = (
-        f":leftwards_arrow_with_hook: {mention(ctx.caller.user_id)} reopened *{ref(incident)}*: {escape(why)}"
+        f":leftwards_arrow_with_hook: {mention(ctx.caller.user_id)} reopened *{ref(incident)}*: {show(why)}"
     )
     return _changed(ctx, incident, "reopened", text)
 
@@ -634,7 +636,7 @@ def _announce(
     name, emoji = SEVERITIES[incident.severity]
     where = card_reference(incident, link)
     countries = country_names(incident)
-    lines = [f"{emoji} *{ref(incident)} · sev{incident.severity} ({name})* — {escape(incident.title)}", what]
+    lines = [f"{emoji} *{ref(incident)} · sev{incident.severity} ({name})* — {show(incident.title)}", what]
     if countries:
         lines.append(f"Countries: {countries}")
     lines.append(where)
@@ -652,7 +654,7 @@ def _announce(
             body = "\n".join(
                 [
                     f"{emoji} *{ref(incident)}*, which involves *{country.name}*, is sev{incident.severity} "
-                    f"({name}): {escape(incident.title)}",
+                    f"({name}): {show(incident.title)}",
                     what,
                     where,
                 ]

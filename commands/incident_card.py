@@ -11,7 +11,6 @@ from commands.blocks import (
     actions,
     button,
     context,
-    escape,
     fields_section,
     header,
     section,
@@ -19,8 +18,8 @@ from commands.blocks import (
     truncate,
 )
 from commands.common import format_local_time, mention
-from commands.countries import country_by_code
-from commands.movements import flag
+from commands.countries import country_by_code, flag
+from commands.slack_text import show
 from storage.models import Incident, IncidentEvent, IncidentStatus
 
 ACTION_OWN = "incident_own"
@@ -87,10 +86,10 @@ def card(
     """The incident card: the fallback text and its blocks."""
     name, emoji = SEVERITIES[incident.severity]
     status = IncidentStatus(incident.status)
-    title = escape(incident.title)
+    title = show(incident.title)
     body = f"*{title}*"
     if incident.description:
-        body += "\n" + escape(truncate(incident.description, MAX_DESCRIPTION_SHOWN))
+        body += "\n" + show(truncate(incident.description, MAX_DESCRIPTION_SHOWN))
     owner = mention(incident.owner) if incident.owner else "_nobody yet_"
     opened = format_local_time(incident.opened_at, zone, now)
     blocks: list[Block] = [
@@ -140,7 +139,7 @@ def list_line(incident: Incident, zone: ZoneInfo, now: datetime) -> str:
     where = f" · {countries}" if countries else ""
     age = _age(now - incident.opened_at)
     return (
-        f"{emoji} *{ref(incident)}* sev{incident.severity} · {escape(truncate(incident.title, 90))} · "
+        f"{emoji} *{ref(incident)}* sev{incident.severity} · {show(truncate(incident.title, 90))} · "
         f"{who}{where} · <#{incident.channel_id}> · opened {age} ago"
     )
 

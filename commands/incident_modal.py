@@ -18,6 +18,7 @@ from commands.incident import MAX_COUNTRIES, MAX_DESCRIPTION, MAX_TITLE, OpenReq
 from commands.incident_card import SEVERITIES
 from commands.incident_text import plain_text
 from commands.parsing import country_from
+from commands.slack_text import decode
 
 CALLBACK_ID = "incident_open"
 SHORTCUT_CALLBACK_ID = "incident_from_message"
@@ -188,10 +189,10 @@ def parse_submission(values: Mapping[str, Any]) -> OpenRequest | dict[str, str]:
         errors[BLOCK_SEVERITY] = "Choose a severity from sev1 (critical) to sev4 (minor)."
     title = ""
     try:
-        title = title_from(str(_value(values, BLOCK_TITLE).get("value") or ""))
+        title = title_from(decode(str(_value(values, BLOCK_TITLE).get("value") or "")))
     except UsageError as error:
         errors[BLOCK_TITLE] = error.message
-    description = plain_text(str(_value(values, BLOCK_DESCRIPTION).get("value") or "")).strip() or None
+    description = decode(str(_value(values, BLOCK_DESCRIPTION).get("value") or "")).strip() or None
     if description is not None and len(description) > MAX_DESCRIPTION:
         errors[BLOCK_DESCRIPTION] = f"At most {MAX_DESCRIPTION} characters (this is {len(description)})."
     countries: list[Country] = []

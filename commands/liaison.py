@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import delete
 
-from commands.alert import deliver_current_to
-from commands.blocks import Block, context, header, section, text_sections
-from commands.common import CommandContext, Reply, UsageError, mention, user_from_mention
-from commands.countries import country_by_code
+from commands.blocks import Block, context, header, section, summarised_sections
+from commands.common import HELP_WORDS, CommandContext, Reply, UsageError, mention, plural, user_from_mention
+from commands.countries import country_by_code, flag
 from commands.exports import export
-from commands.movements import flag
+from commands.notices import deliver_current_to
 from commands.parsing import country_from, quote
 from commands.permissions import require_admin, role_row
 from storage import directory
@@ -38,7 +37,7 @@ HELP = "\n".join(
 
 def handle(text: str, ctx: CommandContext) -> Reply:
     words = text.split()
-    if not words or words[0].lower() in ("help", "?", "-h", "--help"):
+    if not words or words[0].lower() in HELP_WORDS:
         return Reply(text=HELP, blocks=[section(HELP)])
     sub, args = words[0].lower(), words[1:]
     if sub == "role":
@@ -205,14 +204,31 @@ def who(args: list[str], ctx: CommandContext) -> Reply:
         rooms = ", ".join(f"<#{ch}>" for ch in channels.get(c, [])) or "_no channel linked_"
         lines.append(f"{flag(name)} *{name.name}* — {people} · {rooms}")
     blocks: list[Block] = [header(f"Liaison — {country.name}" if country else "Liaison — who is where")]
-    blocks += text_sections(lines) if lines else [section("No liaison assigned and no channel linked yet.")]
+    if lines:
+        blocks += summarised_sections(lines, "`/liaison who <country>` shows one country")
+    else:
+        blocks.append(section("No liaison assigned and no channel linked yet."))
     if country is None:
         granted = directory.users_with_role(ctx.session)
-        ops = [mention(r.user_id) for r in granted if r.role == Role.OPS]
+        ops = [r.user_id for r in granted if r.role == Role.OPS]
         admins = sorted(set(ctx.config.admins) | {r.user_id for r in granted if r.role == Role.ADMIN})
-        blocks.append(
-            context(
-                f"Ops: {', '.join(ops) or 'none'} · Admins: {', '.join(mention(a) for a in admins) or 'none'}"
-            )
-        )
-    return Reply(text="\n".join(lines) or "No liaison assigned yet.", blocks=blocks)
+        blocks.append(context(f"Ops: {_people(ops)} · Admins: {_people(admins)}"))
+    assigned = sum(1 for c in codes if liaisons.get(c))
+    text = (
+        f"Liaison officers for {plural(assigned, 'country', 'countries')}, "
+        f"{plural(sum(len(v) for v in channels.values()), 'linked channel')}."
+        if lines
+        else "No liaison assigned yet."
+    )
+    return Reply(text=text, blocks=blocks)
+
+
+MAX_PEOPLE_SHOWN = 20
+
+
+def _people(user_ids: list[str]) -> str:
+    if not user_ids:
+        return "none"
+    shown = ", ".join(mention(u) for u in user_ids[:MAX_PEOPLE_SHOWN])
+    more = len(user_ids) - MAX_PEOPLE_SHOWN
+    return shown + (f" and {more} more" if more > 0 else "")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from commands import duplicates
-from commands.blocks import Block, context, escape, header, percent, progress_bar, section, text_sections
+from commands.blocks import Block, context, header, percent, progress_bar, section, text_sections
 from commands.capabilities import Capability
 from commands.common import (
+    HELP_WORDS,
     CommandContext,
     Reply,
     UsageError,
@@ -16,9 +17,10 @@ from commands.common import (
     mention,
     plural,
 )
-from commands.countries import Country, country_by_code
+from commands.countries import Country, country_by_code, flag
 from commands.parsing import Tail, count_from, parse_tail, split_country_and_count
 from commands.permissions import require_can_record
+from commands.slack_text import show
 from storage import ledger
 from storage.db import serialize_on
 from storage.ledger import Bucket
@@ -81,7 +83,7 @@ def parse(text: str, command: str, ctx: CommandContext) -> Request:
     if not tokens:
         return Today()
     first = tokens[0].lower()
-    if first in ("help", "?", "-h", "--help"):
+    if first in HELP_WORDS:
         if len(tokens) > 1:
             raise UsageError(f"`{command} help` takes nothing after it.", hint=f"Usage: {usage(command)}")
         return Help()
@@ -111,7 +113,8 @@ def record(request: Record, kind: MovementKind, text: str, ctx: CommandContext) 
     cap_key = capability.key if capability else None
     require_can_record(ctx, country)
     serialize_on(ctx.session, f"country:{country.code}")
-    prompt = duplicates.check(ctx, text)
+    key = duplicates.meaning(kind.value, country.code, request.count, cap_key, request.tail.location)
+    prompt = duplicates.check(ctx, key, text)
     if prompt is not None:
         return prompt
     if kind is MovementKind.DEPARTURE:
@@ -129,7 +132,7 @@ def record(request: Record, kind: MovementKind, text: str, ctx: CommandContext) 
         created_at=ctx.now(),
     )
     ctx.session.add(movement)
-    duplicates.remember(ctx, text)
+    duplicates.remember(ctx, key)
     ctx.session.flush()
     return recorded_reply(movement, country, ctx)
 
@@ -200,6 +203,10 @@ def undo(kind: MovementKind, ctx: CommandContext) -> Reply:
         reverses_id=last.id,
     )
     ctx.session.add(reversal)
+    # The entry no longer stands: typing it again is not a duplicate of it.
+    duplicates.forget(
+        ctx, duplicates.meaning(kind.value, last.country, last.count, last.capability, last.location)
+    )
     ctx.session.flush()
     totals = _country_totals(ctx, country)
     text = f":leftwards_arrow_with_hook: {mention(ctx.caller.user_id)} undid entry #{last.id}: {summary}."
@@ -216,7 +223,7 @@ def _movement_summary(movement: Movement, country: Country) -> str:
     if movement.capability:
         parts.append(f"({movement.capability})")
     if movement.location:
-        parts.append(f"at {escape(movement.location)}")
+        parts.append(f"at {show(movement.location)}")
     return " ".join(parts)
 
 
@@ -234,10 +241,6 @@ def _totals_line(bucket: Bucket) -> str:
     )
 
 
-def flag(country: Country) -> str:
-    return f":flag-{country.code.lower()}:"
-
-
 def recorded_reply(movement: Movement, country: Country, ctx: CommandContext) -> Reply:
     kind = MovementKind(movement.kind)
     totals = _country_totals(ctx, country)
@@ -245,7 +248,7 @@ def recorded_reply(movement: Movement, country: Country, ctx: CommandContext) ->
     headline = f"{EMOJI[kind]} {flag(country)} *{_movement_summary(movement, country)}* — recorded by {by}"
     blocks: list[Block] = [section(headline)]
     if movement.note:
-        blocks.append(section(f">{escape(movement.note)}"))
+        blocks.append(section(f">{show(movement.note)}"))
     blocks.append(context(f"{country.name} now: {_totals_line(totals)} · entry #{movement.id}"))
     return Reply(
         text=f"{_movement_summary(movement, country)} (entry #{movement.id}). {country.name} now: {totals.on_duty:,} on duty.",
@@ -279,6 +282,6 @@ def _today_line(movement: Movement, ctx: CommandContext) -> str:
     if movement.capability:
         what += f" · {movement.capability}"
     if movement.location:
-        what += f" · at {escape(movement.location)}"
+        what += f" · at {show(movement.location)}"
     undone = f" _(undo of #{movement.reverses_id})_" if movement.reverses_id else ""
     return f"`{when}` {what}{undone} — {mention(movement.recorded_by)} · #{movement.id}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from commands.blocks import escape
@@ -10,7 +11,10 @@ from commands.capabilities import Capability, CapabilityVocabulary
 from commands.common import UsageError
 from commands.countries import Country, UnknownCountry, resolve_country
 
-_NUMBER_LIKE = re.compile(r"^[+-−]?[\d.,]*\d[\d.,]*[a-zA-Z]*$|^[+-−]\d")
+# `\-` inside the class: `[+-−]` would be the range from `+` to `−`, which holds every letter.
+_NUMBER_LIKE = re.compile(r"^[+\-−]?[\d.,]*\d[\d.,]*[a-zA-Z]*$|^[+\-−]?\d")
+# Mathematical bold, double-struck, sans-serif and monospace digits: styled lookalikes, not a script.
+_STYLED_DIGITS = range(0x1D7CE, 0x1D800)
 NOTE_SEPARATORS = ("--", "—", "–")
 MAX_LOCATION = 100
 MAX_NOTE = 500
@@ -38,11 +42,29 @@ def country_from(text: str) -> Country:
         raise UsageError(f"I don't know the country {quote(text)}.", hint=hint) from None
 
 
+def ascii_digits(token: str) -> str:
+    """Digits as ASCII: `40`, or digits all of one script (`৪০` → `40`, `४०` → `40`, `４０` → `40`).
+
+    Digits mixing scripts (`4٠`) or styled lookalikes (`𝟒𝟎`) are refused: what the reader sees and
+    what would be recorded could differ. Anything that is not a digit is left as it is.
+    """
+    digits = [ch for ch in token if unicodedata.category(ch) == "Nd"]
+    if all(ch.isascii() for ch in digits):
+        return token
+    zeros = {ord(ch) - unicodedata.decimal(ch) for ch in digits}
+    if len(zeros) > 1 or any(ord(ch) in _STYLED_DIGITS for ch in digits):
+        raise UsageError(
+            f"{quote(token)} mixes digits of different scripts or uses lookalike digits.",
+            hint="Type the number with the digits 0–9.",
+        )
+    return "".join(str(unicodedata.decimal(ch)) if ch in digits else ch for ch in token)
+
+
 def count_from(token: str, *, maximum: int, allow_zero: bool = False, what: str = "count") -> int:
-    cleaned = token.replace("−", "-")
+    cleaned = ascii_digits(token).replace("−", "-")
     if re.fullmatch(r"-\d+", cleaned):
         raise UsageError(f"The {what} can't be negative ({quote(token)}).", hint=_correction_hint(what))
-    if not re.fullmatch(r"\+?\d+", cleaned):
+    if not re.fullmatch(r"\+?[0-9]+", cleaned):
         raise UsageError(
             f"The {what} must be a whole number, like `40` — not {quote(token)}.",
             hint="No decimals, separators or units.",
@@ -98,11 +120,21 @@ def split_country_and_count(tokens: list[str], usage: str) -> tuple[Country, str
     """`united kingdom 40 eod` → (United Kingdom, "40", ["eod"]). The country is everything before the count."""
     index = next((i for i, token in enumerate(tokens) if looks_like_number(token)), None)
     if index is None:
-        country = country_from(" ".join(tokens))
+        country = _leading_country(tokens) or country_from(" ".join(tokens))
         raise UsageError(f"How many? Add a number after {country.name}.", hint=f"Usage: {usage}")
     if index == 0:
         raise UsageError("Name the country first, then the number.", hint=f"Usage: {usage}")
     return country_from(" ".join(tokens[:index])), tokens[index], tokens[index + 1 :]
+
+
+def _leading_country(tokens: list[str]) -> Country | None:
+    """The country the first words name (`poland k9` → Poland), the longest such prefix."""
+    for end in range(len(tokens), 0, -1):
+        try:
+            return resolve_country(" ".join(tokens[:end]))
+        except UnknownCountry:
+            continue
+    return None
 
 
 def parse_tail(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from commands.common import CommandContext, PermissionDenied, mention
 from commands.countries import Country
 from storage import directory
@@ -54,20 +56,46 @@ def require_ops(ctx: CommandContext, action: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Standing:
+    """Where a user stands towards one country: the one rule behind recording and acknowledging.
+
+    A country's liaison officers act for it; ops and admins act for any country (an acknowledgement
+    they give is recorded as given on the country's behalf); anyone may record movements for a
+    country that has no liaison officer yet.
+    """
+
+    country: Country
+    liaisons: tuple[str, ...]
+    is_liaison: bool
+    is_ops: bool
+
+    def refuse(self, action: str) -> PermissionDenied:
+        name = self.country.name
+        if not self.liaisons:
+            return PermissionDenied(
+                f"{name} has no liaison officer yet: only ops or an admin can {action}.",
+                hint="An admin assigns one with `/liaison assign @user <country>`.",
+            )
+        return PermissionDenied(
+            f"Only {name}'s liaison officers, ops or an admin can {action}.",
+            hint=f"{name}'s liaisons: {', '.join(mention(u) for u in self.liaisons[:10])}.",
+        )
+
+
+def standing(ctx: CommandContext, country: Country, user_id: str | None = None) -> Standing:
+    user_id = user_id or ctx.caller.user_id
+    liaisons = tuple(directory.liaisons_of(ctx.session, country.code))
+    is_ops = bool(roles_of(ctx, user_id) & {Role.ADMIN, Role.OPS})
+    return Standing(country, liaisons, user_id in liaisons, is_ops)
+
+
 def require_can_record(ctx: CommandContext, country: Country) -> None:
-    """A country's movements: its liaisons, ops or admins — once any liaison is assigned to it."""
-    liaisons = directory.liaisons_of(ctx.session, country.code)
-    if not liaisons or ctx.caller.user_id in liaisons or is_ops(ctx):
+    """A country's movements: its liaisons, ops or admins — anyone while no liaison is assigned."""
+    who = standing(ctx, country)
+    if who.is_liaison or who.is_ops or not who.liaisons:
         return
-    raise PermissionDenied(
-        f"Only {country.name}'s liaison officers, ops or an admin can record {country.name}'s movements.",
-        hint=f"{country.name}'s liaisons: {', '.join(mention(u) for u in liaisons[:10])}.",
-    )
-
-
-def may_acknowledge(ctx: CommandContext, country: str, user_id: str) -> bool:
-    liaisons = directory.liaisons_of(ctx.session, country)
-    return not liaisons or user_id in liaisons or bool(roles_of(ctx, user_id) & {Role.ADMIN, Role.OPS})
+    raise who.refuse(f"record {country.name}'s movements")
 
 
 def role_row(user_id: str, role: Role, granted_by: str, ctx: CommandContext) -> UserRole:

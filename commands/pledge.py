@@ -11,9 +11,8 @@ from sqlmodel import col
 from commands import duplicates
 from commands.blocks import Block, context, header, section, text_sections
 from commands.capabilities import Capability
-from commands.common import CommandContext, Reply, UsageError, format_local_time, mention
-from commands.countries import Country
-from commands.movements import flag
+from commands.common import HELP_WORDS, CommandContext, Reply, UsageError, format_local_time, mention
+from commands.countries import Country, flag
 from commands.parsing import (
     capability_from,
     count_from,
@@ -54,7 +53,7 @@ Request = SetPledge | ShowPledges | Help
 
 def parse(text: str, ctx: CommandContext) -> Request:
     tokens = text.split()
-    if not tokens or (tokens[0].lower() in ("help", "?", "-h", "--help") and len(tokens) == 1):
+    if not tokens or (tokens[0].lower() in HELP_WORDS and len(tokens) == 1):
         return Help()
     if not any(looks_like_number(token) for token in tokens):
         return ShowPledges(country_from(" ".join(tokens)))
@@ -100,7 +99,8 @@ def set_pledge(request: SetPledge, text: str, ctx: CommandContext) -> Reply:
     cap_key = request.capability.key if request.capability else None
     require_ops(ctx, "record pledges")
     serialize_on(ctx.session, f"country:{country.code}")
-    prompt = duplicates.check(ctx, text)
+    key = duplicates.meaning("pledge", country.code, request.headcount, cap_key)
+    prompt = duplicates.check(ctx, key, text)
     if prompt is not None:
         return prompt
     previous = ledger.current_pledge(ctx.session, country.code, cap_key)
@@ -114,7 +114,7 @@ def set_pledge(request: SetPledge, text: str, ctx: CommandContext) -> Reply:
         created_at=ctx.now(),
     )
     ctx.session.add(pledge)
-    duplicates.remember(ctx, text)
+    duplicates.remember(ctx, key)
     ctx.session.flush()
     status = ledger.deployment_status(ctx.session, country.code)[country.code]
     what = f"{country.name} ({cap_key})" if cap_key else f"{country.name} (unspecified capability)"

@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from storage.models import Acknowledgement, AlertNotice, NoticeDelivery
+from storage.models import Acknowledgement, AlertNotice, NoticeDelivery, OutboxMessage
 
 
 def current_notice(session: Session) -> AlertNotice | None:
@@ -30,6 +30,21 @@ def deliveries(session: Session, notice_id: int, country: str | None = None) -> 
     )
 
 
+def deliveries_with_messages(
+    session: Session, notice_id: int, country: str | None = None
+) -> list[tuple[NoticeDelivery, OutboxMessage]]:
+    """Each delivery of the notice with the outbox message that carried it, in one query."""
+    query = (
+        select(NoticeDelivery, OutboxMessage)
+        .join(OutboxMessage, col(OutboxMessage.id) == col(NoticeDelivery.message_id))
+        .where(col(NoticeDelivery.notice_id) == notice_id)
+    )
+    if country is not None:
+        query = query.where(col(NoticeDelivery.country) == country)
+    rows = session.execute(query.order_by(col(NoticeDelivery.country), col(NoticeDelivery.id))).all()
+    return [(delivery, message) for delivery, message in rows]
+
+
 def acknowledgements(session: Session, notice_id: int) -> dict[str, Acknowledgement]:
     query = select(Acknowledgement).where(col(Acknowledgement.notice_id) == notice_id)
     return {ack.country: ack for ack in session.execute(query).scalars().all()}
@@ -43,14 +58,26 @@ def acknowledgement_count(session: Session, notice_id: int) -> int:
 
 
 def acknowledge(
-    session: Session, *, notice_id: int, country: str, user_id: str, channel_id: str, now: datetime
+    session: Session,
+    *,
+    notice_id: int,
+    country: str,
+    user_id: str,
+    channel_id: str,
+    now: datetime,
+    on_behalf: bool = False,
 ) -> tuple[Acknowledgement, bool]:
     """Record the country's acknowledgement; (the acknowledgement, whether it is new).
 
     Two liaisons clicking at once: the unique (notice, country) constraint lets exactly one insert win.
     """
     ack = Acknowledgement(
-        notice_id=notice_id, country=country, user_id=user_id, channel_id=channel_id, created_at=now
+        notice_id=notice_id,
+        country=country,
+        user_id=user_id,
+        channel_id=channel_id,
+        created_at=now,
+        on_behalf=on_behalf,
     )
     try:
         with session.begin_nested():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, Index, String, Text, UniqueConstraint
+from sqlalchemy import Column, Index, String, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime
@@ -262,7 +262,8 @@ class NoticeDelivery(SQLModel, table=True):
 
 
 class Acknowledgement(SQLModel, table=True):
-    """One acknowledgement per country and notice, whoever clicked first."""
+    """One acknowledgement per country and notice, whoever clicked first. `on_behalf`: given by ops or
+    an admin who is not one of the country's liaison officers, and shown as such."""
 
     __tablename__ = "acknowledgement"
     __table_args__ = (UniqueConstraint("notice_id", "country", name="uq_ack_notice_country"),)
@@ -273,6 +274,7 @@ class Acknowledgement(SQLModel, table=True):
     user_id: str = Field(max_length=32)
     channel_id: str = Field(max_length=32)
     created_at: datetime = Field(sa_type=UTCDateTime)
+    on_behalf: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class IncidentStatus(StrEnum):

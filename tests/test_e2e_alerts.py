@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import event
 from sqlmodel import SQLModel
 
 from bot import scheduler
@@ -34,7 +35,7 @@ from storage.models import (
     Pledge,
     UserRole,
 )
-from tests.support.bot import RunningBot, reply_text, running_bot
+from tests.support.bot import RunningBot, reply_text, running_bot, transactions_beyond_the_replay_guard
 from tests.support.slack_standin import Call, SlackStandIn
 
 ADMIN = "UADMIN"
@@ -645,11 +646,58 @@ def test_a_non_liaison_cannot_acknowledge(alerted: RunningBot, slack: SlackStand
     assert alerted.count(Acknowledgement) == 0
 
 
-def test_ops_may_acknowledge_for_a_country(alerted: RunningBot, slack: SlackStandIn, log: PostLog) -> None:
+def test_ops_acknowledge_on_behalf_of_a_country_and_it_shows(
+    alerted: RunningBot, slack: SlackStandIn, log: PostLog
+) -> None:
     [notice] = log.in_channel("C0IT")
+    alerted.advance(minutes=3)
     press(alerted, 1, user_id=OPS, channel_id="C0IT", message_ts=notice.ts, token="ops")
     [ack] = alerted.rows(Acknowledgement)
-    assert (ack.country, ack.user_id) == ("IT", OPS)
+    assert (ack.country, ack.user_id, ack.on_behalf) == ("IT", OPS, True)
+
+    alerted.deliver()
+    [edit] = updates(slack, "C0IT")
+    assert "Acknowledged on behalf of *Italy* by <@U0OPS> at 09:03" in readable(edit.params)
+    assert "not one of Italy's liaison officers" in readable(edit.params)
+    [tracker_edit] = updates(slack, OPS_CHANNEL)
+    assert "Acknowledged by *1 of 3 countries*. (1 on their behalf by ops.)" in readable(tracker_edit.params)
+    status = reply_text(alerted.reply("/alert", "status", user_id=OPS))
+    assert ":white_check_mark: on its behalf by <@U0OPS> at 09:03" in status_line(status, "Italy")
+
+
+def test_a_liaison_acknowledges_as_the_country_itself(alerted: RunningBot, slack: SlackStandIn) -> None:
+    body = alerted.reply("/alert", "ack", user_id=PL1, channel_id="C0PL")
+    assert "acknowledged notice #1 for *Poland*" in reply_text(body)
+    [ack] = alerted.rows(Acknowledgement)
+    assert ack.on_behalf is False
+
+
+def test_slash_ack_by_ops_says_on_behalf(alerted: RunningBot) -> None:
+    body = alerted.reply("/alert", "ack", user_id=ADMIN, channel_id="C0ES")
+    assert body["response_type"] == "in_channel"
+    assert "<@UADMIN> acknowledged notice #1 *on behalf of Spain*" in reply_text(body)
+    [ack] = alerted.rows(Acknowledgement)
+    assert (ack.country, ack.on_behalf) == ("ES", True)
+
+
+def test_an_acknowledgement_is_one_transaction(alerted: RunningBot, log: PostLog) -> None:
+    [notice] = log.in_channel("C0PL")
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    for user, token in ((BOB, "bob"), (PL1, "pl1")):  # a refusal answered, then an acknowledgement
+        statements.clear()
+        event.listen(alerted.runtime.db.engine, "before_cursor_execute", seen)
+        try:
+            press(alerted, 1, user_id=user, channel_id="C0PL", message_ts=notice.ts, token=token)
+        finally:
+            event.remove(alerted.runtime.db.engine, "before_cursor_execute", seen)
+        assert len(transactions_beyond_the_replay_guard(statements)) == 1, statements
+    assert alerted.count(Acknowledgement) == 1
+    alerted.deliver()
+    assert "Only Poland's liaison officers" in readable(responses(alerted.slack, "bob")[0].params)
 
 
 def test_slash_ack_in_the_channel_works_like_the_button(
@@ -681,7 +729,7 @@ def test_slash_ack_in_an_unlinked_channel_is_an_error(alerted: RunningBot, slack
     for channel in ("C0RANDOM", OPS_CHANNEL):
         text = reply_text(alerted.reply("/alert", "ack", user_id=PL1, channel_id=channel))
         assert "This channel is not a country's liaison channel." in text
-        assert "/liaison link <country>" in text
+        assert "/liaison link &lt;country&gt;" in text
     assert alerted.count(Acknowledgement) == 0
     extra = reply_text(alerted.reply("/alert", "ack now", user_id=PL1, channel_id="C0PL"))
     assert "takes nothing after it" in extra
@@ -718,12 +766,22 @@ def test_linking_a_channel_while_a_notice_is_current_sends_it(
     assert "Acknowledged by *0 of 4 countries*" in readable(tracker_edit.params)
     assert "Waiting for: Germany, Italy, Poland, Spain" in readable(tracker_edit.params)
 
-    # Germany has no liaison officer yet, so whoever is in its channel may acknowledge.
-    press(alerted, 1, user_id=BOB, channel_id="C0DE", message_ts=post.ts, token="de")
+    # Germany has no liaison officer yet: a passer-by cannot acknowledge for it, ops can on its behalf.
+    press(alerted, 1, user_id=BOB, channel_id="C0DE", message_ts=post.ts, token="bob")
+    alerted.deliver()
+    [refusal] = responses(slack, "bob")
+    assert "Germany has no liaison officer yet: only ops or an admin can acknowledge for Germany." in (
+        readable(refusal.params)
+    )
+    assert "/liaison assign @user &lt;country&gt;" in readable(refusal.params)
+    assert alerted.count(Acknowledgement) == 0
+    press(alerted, 1, user_id=OPS, channel_id="C0DE", message_ts=post.ts, token="de")
     alerted.deliver()
     [edit] = updates(slack, "C0DE")
     assert edit.params["ts"] == post.ts
-    assert "Acknowledged for *Germany* by <@U0BOB>" in readable(edit.params)
+    assert "Acknowledged on behalf of *Germany* by <@U0OPS>" in readable(edit.params)
+    [ack] = alerted.rows(Acknowledgement)
+    assert (ack.country, ack.user_id, ack.on_behalf) == ("DE", OPS, True)
 
     # Linking the same channel again sends nothing more.
     ok(alerted.reply("/liaison", "unlink", user_id=ADMIN, channel_id="C0DE"))
@@ -858,6 +916,14 @@ def test_a_late_acknowledgement_stops_the_escalation(alerted: RunningBot, log: P
     assert "Italy" in text
     assert "Poland" in text
     assert "Spain" not in text
+
+
+def test_an_acknowledgement_on_behalf_stops_the_reminders_too(alerted: RunningBot, log: PostLog) -> None:
+    alerted.reply("/alert", "ack", user_id=OPS, channel_id="C0IT")
+    alerted.advance(minutes=15)
+    assert run_reminders(alerted) == 2
+    assert len(log.in_channel("C0IT")) == 1  # the notice only, no reminder
+    assert len(log.in_channel("C0PL")) == 2
 
 
 def test_a_channel_linked_late_gets_its_own_reminder_period(alerted: RunningBot, log: PostLog) -> None:
@@ -1115,7 +1181,9 @@ def test_an_acknowledgement_during_an_outage_edits_the_notice_once_it_is_deliver
 
 # -- escaping ------------------------------------------------------------------------------------------
 
-DANGEROUS = "evacuate now <!channel> <!here> <@U999> & <https://evil.example|click>"
+# As typed in Slack: @channel, @here, a person picked with @, a literal `<b>`, `&`, and a disguised link.
+DANGEROUS = "evacuate now <!channel> <!here> <@U999|eve> <b> & <https://evil.example|click>"
+DANGEROUS_SHOWN = "evacuate now @channel @here <@U999> &lt;b&gt; &amp; click (https://evil.example)"
 
 
 def test_the_reason_is_escaped_wherever_it_appears(
@@ -1140,24 +1208,32 @@ def test_the_reason_is_escaped_wherever_it_appears(
     for text in texts:
         assert "<!channel>" not in text
         assert "<!here>" not in text
-        assert "<@U999>" not in text
+        assert "<b>" not in text
         assert "<https://evil" not in text
+        assert "&amp;amp;" not in text  # escaped once, never twice
     for text in texts[:-1]:  # the status matrix does not repeat the reason
-        assert "&lt;!channel&gt; &lt;!here&gt; &lt;@U999&gt; &amp;" in text
+        assert DANGEROUS_SHOWN in text  # the mention of a person stays a mention
     for call in slack.calls(include_failed=True):
         dumped = json.dumps(call.params)
         assert "<!channel>" not in dumped
-        assert "<@U999>" not in dumped
+        assert "<!here>" not in dumped
+    [notice] = [n for n in alerted.rows(AlertNotice) if n.id == 2]
+    assert notice.reason == "evacuate now @channel @here <@U999> <b> & click (https://evil.example)"
 
 
 def test_user_text_in_errors_is_escaped(ops_bot: RunningBot) -> None:
     set_up_directory(ops_bot)
     text = reply_text(ops_bot.reply("/alert", f"raise <!channel> {REASON}", user_id=OPS))
-    assert "There is no alert level `&lt;!channel&gt;`" in text
+    assert "There is no alert level `@channel`" in text
     assert "<!channel>" not in text
     text = reply_text(ops_bot.reply("/alert", "<!here>", user_id=OPS))
-    assert "&lt;!here&gt;" in text
+    assert "`@here`" in text
     assert "<!here>" not in text
+    # `<!here>` typed literally: Slack sends it entity-encoded; it is shown as typed, escaped once.
+    text = reply_text(ops_bot.reply("/alert", "&lt;!here&gt;", user_id=OPS, encoded=True))
+    assert "`&lt;!here&gt;`" in text
+    assert "<!here>" not in text
+    assert "&amp;lt;" not in text
 
 
 def test_every_notice_message_carries_the_level_colour(alerted: RunningBot) -> None:

@@ -417,10 +417,9 @@ def test_ops_may_take_over_an_owned_incident_but_a_liaison_may_not(
         ("escalate INC-1", "A reason for the escalation is required"),
         ("escalate INC-1 sev4 calmer now", "Escalation never lowers the severity"),
         ("escalate INC-1 sev3 same again", "INC-1 is already sev3"),
-        ("assign INC-1 <!channel>", "`@channel` is not a person"),
-        ("assign INC-1 <!here>", "`@here` is not a person"),
+        ("assign INC-1 <!channel>", "`@channel` is not a Slack user"),
+        ("assign INC-1 <!here>", "`@here` is not a Slack user"),
         ("assign INC-1 bob", "`bob` is not a Slack user"),
-        ("assign INC-1 &lt;@U0FAKE&gt;", "`&lt;@U0FAKE&gt;` is not a Slack user"),
         ("reopen INC-1 it is back", "INC-1 is not resolved (it is open): nothing to reopen"),
         ("update INC-1 ok", "The update's text is required"),
         ("frobnicate INC-1", "`/incident` has no sub-command `frobnicate`"),
@@ -454,17 +453,22 @@ def test_resolved_incidents_refuse_changes(ibot: RunningBot, log: PostLog) -> No
 
 
 def test_user_text_is_decoded_once_and_escaped_where_shown(ibot: RunningBot, log: PostLog) -> None:
-    # What Slack sends when someone types: R&D van <north gate> @channel <@U0PL1|anna>
-    open_incident(ibot, "R&amp;D van &lt;north gate&gt; <!channel> <@U0PL1|anna>")
+    # What Slack sends when someone types: R&D van <north gate> @channel @anna (picked with @)
+    text = "open R&amp;D van &lt;north gate&gt; <!channel> <@U0PL1|anna>"
+    ok(ibot.reply("/incident", text, encoded=True, user_id=PL1, channel_id=ROOM))
+    ibot.deliver()
     incident = the_incident(ibot)
-    assert incident.title == "R&D van <north gate> @channel @anna"
+    assert incident.title == "R&D van <north gate> @channel <@U0PL1>"
     card = the_card(log)
-    assert "R&amp;D van &lt;north gate&gt; @channel @anna" in card.text
+    assert "R&amp;D van &lt;north gate&gt; @channel <@U0PL1>" in card.text  # a real mention stays one
     assert "<!channel>" not in card.text
     assert "<@U0PL1|anna>" not in card.text
     ok(
         ibot.reply(
-            "/incident", "update INC-1 &lt;!here&gt; see &lt;https://evil.example|link&gt;", user_id=OPS
+            "/incident",
+            "update INC-1 &lt;!here&gt; see &lt;https://evil.example|link&gt;",
+            user_id=OPS,
+            encoded=True,
         )
     )
     ibot.deliver()

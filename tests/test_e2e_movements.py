@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from commands import duplicates, movements
 from storage.models import CommandLog, Movement, PendingCommand, Pledge
-from tests.support.bot import RunningBot, reply_text, running_bot
+from tests.support.bot import RunningBot, reply_text, running_bot, transactions_beyond_the_replay_guard
 from tests.support.fixtures import TEST_SIGNING_SECRET
 from tests.support.signing import DEFAULT_CHANNEL_ID, DEFAULT_USER_ID, SlackRequestFactory
 from tests.support.slack_standin import SlackStandIn
@@ -124,19 +125,21 @@ def test_note_after_an_em_dash(bot: RunningBot) -> None:
     assert (movement.country, movement.capability, movement.note) == ("GB", "eod", "bomb squad from Hendon")
 
 
-def test_user_text_cannot_ping_or_mention(bot: RunningBot) -> None:
-    body = say(bot, "/arrivals", "poland 3 at <!here> -- ping <!channel> <@U999|eve> & co <!everyone>")
+def test_user_text_cannot_ping_or_link_but_mentions_stay_mentions(bot: RunningBot) -> None:
+    typed = "poland 3 at <!here> -- ping <!channel> <@U999|eve> & co <!everyone> <north gate>"
+    body = say(bot, "/arrivals", typed)
 
     everything = shown(body)
-    for raw in ("<!channel>", "<!here>", "<!everyone>", "<@U999", " & co"):
+    for raw in ("<!channel>", "<!here>", "<!everyone>", " & co", "<north", "&amp;amp;", "&amp;lt;"):
         assert raw not in everything
-    for escaped in ("&lt;!channel&gt;", "&lt;!here&gt;", "&lt;@U999|eve&gt;", "&amp; co"):
-        assert escaped in everything
+    for expected in ("at @here", "ping @channel <@U999> &amp; co @everyone &lt;north gate&gt;"):
+        assert expected in everything
     [movement] = bot.rows(Movement)
-    assert movement.note == "ping <!channel> <@U999|eve> & co <!everyone>"  # the ledger keeps what was typed
+    assert movement.location == "@here"
+    assert movement.note == "ping @channel <@U999> & co @everyone <north gate>"
     for listing in (say(bot, "/arrivals", ""), say(bot, "/arrivals", "undo")):
         assert "<!here>" not in shown(listing)
-        assert "&lt;!here&gt;" in shown(listing)
+        assert "at @here" in shown(listing)
 
 
 # -- /departures ----------------------------------------------------------------------------------
@@ -413,7 +416,7 @@ def test_help_on_every_command(shared_bot: RunningBot, command: str, expected: s
 BAD_INPUT = [
     ("/arrivals", "polnad 40", "I don't know the country `polnad`.", "Did you mean *Poland*"),
     ("/arrivals", "poland", "How many?", "Usage: `/arrivals"),
-    ("/arrivals", "poland forty", "I don't know the country", ""),
+    ("/arrivals", "poland forty", "How many? Add a number after Poland.", ""),
     ("/arrivals", "poland 0", "at least 1", "undo"),
     ("/arrivals", "poland -5", "can't be negative", ""),
     ("/arrivals", "poland 4.5", "whole number", "No decimals"),
@@ -462,7 +465,7 @@ def test_retyped_command_asks_before_recording_again(any_bot: RunningBot) -> Non
     prompt = say(any_bot, "/arrivals", "Poland  40")  # same command, typed again
 
     assert prompt["response_type"] == "ephemeral"
-    assert "You already recorded" in shown(prompt)
+    assert "records the same as your entry at 09:00" in shown(prompt)
     assert list(buttons(prompt)) == ["Record again", "Discard"]
     assert any_bot.count(Movement) == 1
 
@@ -540,6 +543,114 @@ def test_only_the_caller_can_choose(bot: RunningBot) -> None:
     assert bot.count(Movement) == 2
 
 
+@pytest.mark.parametrize(
+    "between",
+    [[], [("/departures", "poland 3")], [("/arrivals", "spain 5"), ("/pledge", "poland 100")]],
+)
+@pytest.mark.parametrize("again", ["PL 40", "POL 40", "poland 40 -- second try", "Poland +40"])
+def test_the_same_entry_retyped_differently_asks_too(
+    bot: RunningBot, between: list[tuple[str, str]], again: str
+) -> None:
+    say(bot, "/arrivals", "poland 40")
+    for command, text in between:
+        user = ADMIN if command == "/pledge" else ANNA
+        assert say(bot, command, text, user=user)["response_type"] == "in_channel"
+    bot.advance(seconds=90)
+    before = bot.count(Movement)
+
+    prompt = say(bot, "/arrivals", again)
+
+    assert list(buttons(prompt)) == ["Record again", "Discard"], shown(prompt)
+    assert "records the same as your entry at 09:00" in shown(prompt)
+    assert bot.count(Movement) == before
+
+
+@pytest.mark.parametrize(
+    "different",
+    ["poland 41", "spain 40", "poland 40 eod", "poland 40 at CDG", "poland 40 dog-team at ORY"],
+)
+def test_another_entry_is_not_a_duplicate(bot: RunningBot, different: str) -> None:
+    say(bot, "/arrivals", "poland 40 dog-team at CDG")
+    assert_in_channel(say(bot, "/arrivals", different))
+    assert say(bot, "/departures", "poland 1 dog-team at CDG")["response_type"] == "in_channel"
+    assert bot.count(Movement) == 3
+
+
+def test_a_prompt_expires_with_the_window(bot: RunningBot) -> None:
+    say(bot, "/arrivals", "poland 40")
+    prompt = say(bot, "/arrivals", "PL 40")
+    bot.advance(days=2)
+
+    bot.client.post_action(
+        duplicates.ACTION_RECORD_AGAIN,
+        buttons(prompt)["Record again"],
+        user_id=ANNA,
+        response_url=bot.slack.response_url("late"),
+    )
+    bot.deliver()
+
+    [answer] = responses(bot, "late")
+    assert "This choice expired (2 min after the prompt)" in answer["text"]
+    assert "was not recorded again" in answer["text"]
+    assert answer["replace_original"] is True
+    assert bot.count(Movement) == 1
+    [pending] = bot.rows(PendingCommand)
+    assert pending.resolution == "expired"
+
+
+def test_a_refused_record_again_leaves_the_prompt_open(bot: RunningBot) -> None:
+    say(bot, "/arrivals", "poland 40")
+    say(bot, "/departures", "poland 30")
+    prompt = say(bot, "/departures", "PL 30")
+    assert list(buttons(prompt)) == ["Record again", "Discard"]
+
+    bot.client.post_action(
+        duplicates.ACTION_RECORD_AGAIN,
+        buttons(prompt)["Record again"],
+        user_id=ANNA,
+        response_url=bot.slack.response_url("again"),
+    )
+    bot.deliver()
+
+    [refusal] = responses(bot, "again")
+    assert "Poland has only 10 people on duty; 30 can't leave." in refusal["text"]
+    assert refusal["replace_original"] is False  # the prompt stays, its buttons still work
+    assert bot.count(Movement) == 2
+    [pending] = bot.rows(PendingCommand)
+    assert (pending.resolved_at, pending.resolution) == (None, None)
+
+    bot.client.post_action(
+        duplicates.ACTION_DISCARD,
+        buttons(prompt)["Discard"],
+        user_id=ANNA,
+        response_url=bot.slack.response_url("discard"),
+    )
+    bot.deliver()
+    assert "Discarded" in responses(bot, "discard")[0]["text"]
+
+
+def test_a_choice_is_one_transaction(bot: RunningBot) -> None:
+    say(bot, "/arrivals", "poland 40")
+    prompt = say(bot, "/arrivals", "poland 40")
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(bot.runtime.db.engine, "before_cursor_execute", count)
+    try:
+        bot.client.post_action(
+            duplicates.ACTION_RECORD_AGAIN,
+            buttons(prompt)["Record again"],
+            user_id=ANNA,
+            response_url=bot.slack.response_url("dup"),
+        )
+    finally:
+        event.remove(bot.runtime.db.engine, "before_cursor_execute", count)
+    assert len(transactions_beyond_the_replay_guard(statements)) == 1, statements
+    assert bot.count(Movement) == 2
+
+
 def test_pledge_retyped_asks_too(bot: RunningBot) -> None:
     pledge(bot, "poland 120")
     prompt = say(bot, "/pledge", "poland 120", user=ADMIN)
@@ -584,6 +695,32 @@ def test_unexpected_error_shows_an_id_and_no_trace(
     logged = [r for r in caplog.records if match.group(1) in r.getMessage()]
     assert logged
     assert logged[0].exc_info is not None
+
+
+def test_an_unexpected_error_on_record_again_stores_nothing_and_says_so(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    say(bot, "/arrivals", "poland 40")
+    prompt = say(bot, "/arrivals", "poland 40")
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(movements, "recorded_reply", broken)
+    bot.client.post_action(
+        duplicates.ACTION_RECORD_AGAIN,
+        buttons(prompt)["Record again"],
+        user_id=ANNA,
+        response_url=bot.slack.response_url("boom"),
+    )
+    bot.deliver()
+
+    [answer] = responses(bot, "boom")  # no "delete the prompt", no announcement of an entry
+    assert "Something went wrong on our side and nothing was recorded" in answer["text"]
+    assert answer["replace_original"] is False
+    assert bot.count(Movement) == 1
+    [pending] = bot.rows(PendingCommand)
+    assert pending.resolution is None
 
 
 # -- Slack's contract: signatures, retries, health ------------------------------------------------
@@ -654,3 +791,10 @@ def test_health_probe(bot: RunningBot) -> None:
     refused = http.post("/healthz")
     assert (refused.status_code, refused.headers["allow"]) == (405, "GET, HEAD")
     assert http.get("/nope").status_code == 404
+
+
+def test_an_undone_entry_typed_again_is_not_a_duplicate(bot: RunningBot) -> None:
+    say(bot, "/arrivals", "poland 40 at CDG")
+    assert_in_channel(say(bot, "/arrivals", "undo"), "undid entry #1")
+    assert_in_channel(say(bot, "/arrivals", "PL 40 at cdg"), "*40 on duty*")
+    assert bot.count(Movement) == 3

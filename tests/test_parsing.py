@@ -148,7 +148,7 @@ def test_note_with_mentions_is_kept_verbatim_for_the_audit_trail() -> None:
     ("text", "expected"),
     [
         ("poland", "How many? Add a number after Poland."),
-        ("poland forty", "I don't know the country `poland forty`."),
+        ("poland forty", "How many? Add a number after Poland."),
         ("40 poland", "Name the country first, then the number."),
         ("poland 0", "The count must be at least 1."),
         ("poland -3", "The count can't be negative"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,13 +11,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from slack_sdk.models.blocks import Block
 from sqlalchemy import select
 from sqlmodel import Session
 
 from commands import arrivals, departures, deployment, duplicates, pledge
 from commands.blocks import (
-    MAX_BLOCKS,
     code_sections,
     escape,
     fit_blocks,
@@ -36,6 +33,13 @@ from storage.clock import FrozenClock
 from storage.db import Database
 from storage.ledger import Bucket, CountryStatus
 from storage.models import CommandLog, Movement, MovementKind, PendingCommand
+from tests.support.block_kit import (
+    ESCAPED,
+    HOSTILE,
+    RAW_CONTROL,
+    assert_valid_message,
+    texts_of,
+)
 
 START = datetime(2026, 7, 20, 7, 0, tzinfo=UTC)  # 09:00 in Paris
 CALLER = Caller(user_id="U0LIAISON1", user_name="anna", channel_id="C0POLAND")
@@ -44,64 +48,6 @@ CONFIG = CommandConfig(
     zone=ZoneInfo("Europe/Paris"), vocabulary=default_vocabulary(), admins=frozenset({CALLER.user_id})
 )
 CAPABILITY_KEYS = [c.key for c in CONFIG.vocabulary]
-
-# User text that must never become a ping, a mention or a link.
-HOSTILE = "<!channel> <!here> <!everyone> <@U999> <#C999> <https://evil.example|click> R&D"
-RAW_CONTROL = ("<!channel>", "<!here>", "<!everyone>", "<@U999>", "<#C999>", "<https://", "R&D")
-ESCAPED = ("&lt;!channel&gt;", "&lt;!here&gt;", "&lt;@U999&gt;", "R&amp;D")
-
-MAX_MESSAGE_CHARS = 12_000  # Slack has refused messages around 13k characters of blocks
-
-
-# -- helpers --------------------------------------------------------------------------------------
-
-
-def texts_of(value: Any) -> Iterator[str]:
-    """Every `text` string anywhere in a message (the fallback, sections, fields, buttons...)."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if key == "text" and isinstance(item, str):
-                yield item
-            else:
-                yield from texts_of(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from texts_of(item)
-
-
-def assert_valid_message(message: dict[str, Any], max_blocks: int = MAX_BLOCKS) -> None:
-    """Block Kit that Slack accepts: slack_sdk's validators plus the limits they do not check."""
-    assert isinstance(message.get("text"), str)
-    assert message["text"].strip(), "a plain-text fallback is required"
-    assert len(message["text"]) <= 3000
-    blocks = message.get("blocks", [])
-    assert 0 < len(blocks) <= max_blocks, len(blocks)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # unknown keys are warnings in slack_sdk: make them fail
-        for raw in blocks:
-            parsed = Block.parse(raw)
-            assert parsed is not None, raw
-            parsed.validate_json()
-            assert parsed.to_dict() == raw, "slack_sdk dropped or changed part of the block"
-    for block in blocks:
-        kind = block["type"]
-        if kind == "header":
-            assert block["text"]["type"] == "plain_text"
-            assert len(block["text"]["text"]) <= 150
-        elif kind == "section":
-            assert "text" in block or "fields" in block
-            if "text" in block:
-                assert 0 < len(block["text"]["text"]) <= 3000
-            fields = block.get("fields", [])
-            assert len(fields) <= 10
-            assert all(len(f["text"]) <= 2000 for f in fields)
-        elif kind == "context":
-            assert 0 < len(block["elements"]) <= 10
-        elif kind == "actions":
-            assert 0 < len(block["elements"]) <= 25
-            assert all(len(e["text"]["text"]) <= 75 for e in block["elements"])
-    size = sum(len(text) for text in texts_of(blocks))
-    assert size <= MAX_MESSAGE_CHARS, f"{size} characters of text in one message"
 
 
 def assert_escaped(message: dict[str, Any]) -> None:

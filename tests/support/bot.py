@@ -125,3 +125,15 @@ def running_bot(
         if server is not None:
             server.close()
         runtime.close()
+
+
+def transactions_beyond_the_replay_guard(statements: list[str]) -> list[list[str]]:
+    """The transactions among `statements` (SQL as executed), leaving out the edge's own short one that
+    records the request's signature (a replay must be refused even when the handler fails)."""
+    groups: list[list[str]] = []
+    for statement in statements:
+        if statement.split()[0].upper() == "BEGIN":
+            groups.append([])
+        if groups:
+            groups[-1].append(statement)
+    return [group for group in groups if not any("seen_request" in statement for statement in group)]

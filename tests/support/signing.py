@@ -1,7 +1,9 @@
 """Slack-signed HTTP requests for driving the bot's real ``/slack/events`` endpoint.
 
 ``SlackRequestFactory`` builds bodies shaped like what Slack sends (see /work/shared/fixtures) and
-signs them (``v0=`` HMAC-SHA256 of ``v0:{timestamp}:{body}``); ``SignedClient`` posts them.
+signs them (``v0=`` HMAC-SHA256 of ``v0:{timestamp}:{body}``) with ``bot.slack_requests``, the builder
+``liaison shell`` uses too: typed text goes out entity-encoded, as Slack sends it. ``SignedClient``
+posts them.
 """
 
 from __future__ import annotations
@@ -12,15 +14,19 @@ import uuid
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
-from slack_sdk.signature import SignatureVerifier
 
+from bot.slack_requests import (
+    FORM_CONTENT_TYPE,
+    JSON_CONTENT_TYPE,
+    block_actions_payload,
+    interaction_body,
+    signed_headers,
+    slash_command_body,
+)
 from tests.support.slack_standin import BOT_ID, BOT_USER_ID, TEAM_ID
 
-FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
-JSON_CONTENT_TYPE = "application/json"
 EVENTS_PATH = "/slack/events"
 
 API_APP_ID = "A123456"
@@ -45,21 +51,13 @@ class SlackRequestFactory:
     def __init__(self, signing_secret: str, clock: Callable[[], float] = time.time) -> None:
         self.signing_secret = signing_secret
         self._clock = clock
-        self._verifier = SignatureVerifier(signing_secret)
 
     def headers(
         self, body: str, *, timestamp: int | None = None, content_type: str = FORM_CONTENT_TYPE
     ) -> dict[str, str]:
         """Content type plus ``X-Slack-Request-Timestamp`` and ``X-Slack-Signature`` for ``body``."""
-        stamp = str(int(self._clock()) if timestamp is None else timestamp)
-        signature = self._verifier.generate_signature(timestamp=stamp, body=body)
-        if signature is None:
-            raise RuntimeError("slack_sdk produced no signature")
-        return {
-            "Content-Type": content_type,
-            "X-Slack-Request-Timestamp": stamp,
-            "X-Slack-Signature": signature,
-        }
+        stamp = int(self._clock()) if timestamp is None else timestamp
+        return signed_headers(self.signing_secret, body, stamp, content_type=content_type)
 
     def slash_command(
         self,
@@ -75,28 +73,27 @@ class SlackRequestFactory:
         trigger_id: str | None = None,
         enterprise_id: str | None = None,
         enterprise_name: str | None = None,
+        encoded: bool = False,
     ) -> str:
-        """A form-encoded slash command body, with the fields Slack sends (in Slack's order)."""
-        fields: list[tuple[str, str]] = [
-            ("token", VERIFICATION_TOKEN),
-            ("team_id", team_id),
-            ("team_domain", TEAM_DOMAIN),
-        ]
-        if enterprise_id is not None:
-            fields += [("enterprise_id", enterprise_id), ("enterprise_name", enterprise_name or "")]
-        fields += [
-            ("channel_id", channel_id),
-            ("channel_name", channel_name),
-            ("user_id", user_id),
-            ("user_name", user_name),
-            ("command", command),
-            ("text", text),
-            ("api_app_id", API_APP_ID),
-            ("is_enterprise_install", "false"),
-            ("response_url", response_url),
-            ("trigger_id", trigger_id or new_trigger_id()),
-        ]
-        return urlencode(fields)
+        """A slash command body as Slack sends it for ``text`` typed by the user (entity-encoded;
+        ``encoded=True`` sends ``text`` exactly as given)."""
+        return slash_command_body(
+            command,
+            text,
+            team_id=team_id,
+            team_domain=TEAM_DOMAIN,
+            channel_id=channel_id,
+            channel_name=channel_name,
+            user_id=user_id,
+            user_name=user_name,
+            api_app_id=API_APP_ID,
+            response_url=response_url,
+            trigger_id=trigger_id or new_trigger_id(),
+            token=VERIFICATION_TOKEN,
+            enterprise_id=enterprise_id,
+            enterprise_name=enterprise_name,
+            encoded=encoded,
+        )
 
     def block_actions(
         self,
@@ -122,24 +119,23 @@ class SlackRequestFactory:
         ``message`` to set its text/blocks); without it, on an ephemeral message, which Slack
         reports without a ``message`` field.
         """
-        payload: dict[str, Any] = {
-            "type": "block_actions",
-            "user": {"id": user_id, "username": user_name, "name": user_name, "team_id": team_id},
-            "api_app_id": API_APP_ID,
-            "token": VERIFICATION_TOKEN,
-            "container": _container(channel_id, message_ts),
-            "trigger_id": trigger_id or new_trigger_id(),
-            "team": {"id": team_id, "domain": TEAM_DOMAIN},
-            "enterprise": None,
-            "is_enterprise_install": False,
-            "channel": {"id": channel_id, "name": channel_name},
-            "state": {"values": dict(state_values or {})},
-            "response_url": response_url,
-            "actions": [_action(action_id, value, block_id, action_type, action_ts=self._clock())],
-        }
-        if message_ts is not None:
-            payload["message"] = _bot_message(message_ts, message)
-        return urlencode({"payload": json.dumps(payload)})
+        payload = block_actions_payload(
+            action=_action(action_id, value, block_id, action_type, action_ts=self._clock()),
+            user_id=user_id,
+            user_name=user_name,
+            team_id=team_id,
+            team_domain=TEAM_DOMAIN,
+            channel_id=channel_id,
+            channel_name=channel_name,
+            api_app_id=API_APP_ID,
+            token=VERIFICATION_TOKEN,
+            trigger_id=trigger_id or new_trigger_id(),
+            response_url=response_url,
+            container=_container(channel_id, message_ts),
+            message=None if message_ts is None else _bot_message(message_ts, message),
+            state_values=state_values,
+        )
+        return interaction_body(payload)
 
     def view_submission(
         self,
@@ -174,7 +170,7 @@ class SlackRequestFactory:
             "is_enterprise_install": False,
             "enterprise": None,
         }
-        return urlencode({"payload": json.dumps(payload)})
+        return interaction_body(payload)
 
     def message_shortcut(
         self,
@@ -206,7 +202,7 @@ class SlackRequestFactory:
             "message_ts": str(full_message.get("ts", "")),
             "message": full_message,
         }
-        return urlencode({"payload": json.dumps(payload)})
+        return interaction_body(payload)
 
     def event_callback(
         self,
