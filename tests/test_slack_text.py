@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, quote
 
 import pytest
+from sqlmodel import select
 
 from bot.settings import Settings
 from bot.shell import run_shell
@@ -189,7 +190,7 @@ def test_the_shell_sends_text_as_slack_does(tmp_path: Path) -> None:
     database = Database.from_url(url)
     try:
         with database.session() as session:
-            [movement] = session.query(Movement).all()
+            [movement] = session.exec(select(Movement)).all()
             assert movement.note == "R&D <north gate> cc @channel"
     finally:
         database.dispose()
