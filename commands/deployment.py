@@ -18,7 +18,7 @@ from commands.common import CommandContext, Reply, UsageError
 from commands.countries import Country, country_by_code
 from commands.movements import flag
 from commands.parsing import country_from
-from storage import ledger
+from storage import totals
 from storage.ledger import Bucket, CountryStatus
 
 COMMAND = "/deployment"
@@ -63,9 +63,9 @@ def handle(text: str, ctx: CommandContext) -> Reply:
     if isinstance(request, Help):
         return help_reply()
     if isinstance(request, One):
-        status = ledger.deployment_status(ctx.session, request.country.code).get(request.country.code)
+        status = totals.deployment_status(ctx.session, request.country.code).get(request.country.code)
         return country_reply(request.country, status or CountryStatus(request.country.code))
-    return overview_reply(ledger.deployment_status(ctx.session))
+    return overview_reply(totals.deployment_status(ctx.session))
 
 
 def help_reply() -> Reply:

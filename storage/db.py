@@ -12,11 +12,17 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool, StaticPool
+from sqlalchemy.pool import QueuePool, StaticPool
 from sqlmodel import Session
+
+from storage import totals as _totals  # noqa: F401  (its listener keeps the running totals)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Connections kept open per process: one per thread that touches the database at once (HTTP and
+# listener threads, outbox delivery, scheduler); more are opened, and closed again, past that.
+SQLITE_POOL_SIZE = 20
+SQLITE_POOL_OVERFLOW = 40
 
 
 def normalize_database_url(url: str) -> str:
@@ -42,9 +48,15 @@ def create_db_engine(url: str) -> Engine:
 def _create_sqlite_engine(url: str) -> Engine:
     in_memory = make_url(url).database in (None, "", ":memory:")
     kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
-    # One shared connection for an in-memory database (else each thread sees its own empty one);
-    # none kept for a file that several processes may share.
-    kwargs["poolclass"] = StaticPool if in_memory else NullPool
+    if in_memory:
+        # One shared connection for an in-memory database (else each thread sees its own empty one).
+        kwargs["poolclass"] = StaticPool
+    else:
+        # Long-lived connections, PRAGMAs set once each. Opening a connection per unit of work cost
+        # ~8 ms: closing the last connection to a WAL database checkpoints and removes the WAL, so
+        # the next commit recreated it (see bench/RESULTS.md). Several processes may still share the
+        # file: WAL and BEGIN IMMEDIATE serialize their writers.
+        kwargs.update(poolclass=QueuePool, pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_OVERFLOW)
     engine = create_engine(url, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -56,6 +68,9 @@ def _create_sqlite_engine(url: str) -> Engine:
         cursor.execute("PRAGMA foreign_keys = ON")
         if not in_memory:
             cursor.execute("PRAGMA journal_mode = WAL")
+            # Durable: in WAL mode FULL syncs the WAL at every commit, so an acknowledged command
+            # survives a power loss (NORMAL would only survive a crash of the process).
+            cursor.execute("PRAGMA synchronous = FULL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
