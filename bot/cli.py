@@ -1,4 +1,4 @@
-"""The `liaison` command: serve, shell, demo-data, migrate."""
+"""The `liaison` command: serve, shell, demo-data, migrate, doctor."""
 
 from __future__ import annotations
 
@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--force", action="store_true", help="add the sample even if the database holds data")
 
     sub.add_parser("migrate", help="bring the database schema up to date")
+
+    doctor = sub.add_parser("doctor", help="check that the running totals agree with the ledgers")
+    doctor.add_argument("--repair", action="store_true", help="rebuild the totals from the ledgers if not")
     return parser
 
 
@@ -72,6 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return demo_data(settings, force=args.force)
         if args.command == "migrate":
             return migrate(settings)
+        if args.command == "doctor":
+            from bot.doctor import run_doctor
+
+            return run_doctor(settings.database_url, repair=args.repair)
     except ValidationError as error:
         print(f"liaison: invalid configuration:\n{_describe(error)}", file=sys.stderr)
         return 2
