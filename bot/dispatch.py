@@ -67,7 +67,8 @@ def run_in_context(
         return error.reply()
     except Exception as error:
         return unexpected_error_reply(error, command)
-    runtime.outbox.wake()
+    if outbox.enqueued_in(session):  # most commands only answer in the ack: no claim query for nothing
+        runtime.outbox.wake()
     return reply
 
 
