@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -46,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="connect to Slack over Socket Mode with SLACK_APP_TOKEN (development behind a firewall)",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="serving processes sharing the address (default 1; see bot/workers.py)",
+    )
+    serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)  # a worker of --workers
 
     shell = sub.add_parser("shell", help="a local console: type slash commands, see the replies")
     shell.add_argument("--demo", action="store_true", help="start on a realistic sample (46 countries)")
@@ -65,8 +73,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.log_level)
     try:
         settings = Settings()
+        if args.command == "serve" and args.workers > 1:
+            return serve_workers(settings, args)
         if args.command == "serve":
-            return serve(settings, host=args.host, port=args.port, socket_mode=args.socket_mode)
+            return serve(
+                settings,
+                host=args.host,
+                port=args.port,
+                socket_mode=args.socket_mode,
+                listen_fd=args.listen_fd,
+            )
         if args.command == "shell":
             from bot.shell import run_shell
 
@@ -128,11 +144,27 @@ def demo_data(settings: Settings, *, force: bool) -> int:
     return 0
 
 
-def serve(settings: Settings, *, host: str, port: int, socket_mode: bool) -> int:
+def serve_workers(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.workers import run_workers
+    from storage.db import Database
+
+    if args.socket_mode:
+        raise ConfigurationError("--workers serves HTTP; Socket Mode takes one process.")
+    settings.require_slack_credentials()
+    db = Database.from_url(settings.database_url)
+    db.migrate()  # once, before the workers start
+    db.dispose()
+    return run_workers(host=args.host, port=args.port, workers=args.workers, log_level=args.log_level)
+
+
+def serve(
+    settings: Settings, *, host: str, port: int, socket_mode: bool, listen_fd: int | None = None
+) -> int:
     from bot.app import create_app
     from bot.health import delivery_problems
     from bot.http import HttpServer, LiaisonWSGI
     from bot.runtime import build_runtime
+    from bot.workers import inherited_socket, ready_line
 
     signing_secret, token = settings.require_slack_credentials()
     runtime = build_runtime(settings, token=token)
@@ -144,7 +176,8 @@ def serve(settings: Settings, *, host: str, port: int, socket_mode: bool) -> int
         if socket_mode:
             return _serve_socket_mode(settings, app, ready)
         wsgi = LiaisonWSGI(app, ready.is_set, lambda: delivery_problems(runtime))
-        server = HttpServer(wsgi, host, port, settings.http_threads)
+        sock = None if listen_fd is None else inherited_socket(listen_fd)
+        server = HttpServer(wsgi, host, port, settings.http_threads, sock=sock)
 
         def stop(signum: int, _frame: FrameType | None) -> None:
             # waitress's loop ends cleanly on SystemExit raised in the serving thread (this one).
@@ -154,7 +187,10 @@ def serve(settings: Settings, *, host: str, port: int, socket_mode: bool) -> int
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         ready.set()
-        print(f"Liaison listening on http://{server.host}:{server.port}", flush=True)
+        if listen_fd is None:
+            print(f"Liaison listening on http://{server.host}:{server.port}", flush=True)
+        else:
+            print(ready_line(os.getpid(), server.host, server.port), flush=True)
         log.info(
             "Slack Web API at %s; database %s",
             settings.slack_api_url,

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
@@ -65,11 +66,14 @@ class LiaisonWSGI:
 class HttpServer:
     """A waitress server that can run in the foreground (`serve`) or in a thread (tests)."""
 
-    def __init__(self, wsgi: LiaisonWSGI, host: str, port: int, threads: int) -> None:
+    def __init__(
+        self, wsgi: LiaisonWSGI, host: str, port: int, threads: int, *, sock: socket.socket | None = None
+    ) -> None:
+        # `sock`: a listening socket shared by several worker processes (bot.workers).
+        where: dict[str, Any] = {"sockets": [sock]} if sock is not None else {"host": host, "port": port}
         self._server: BaseWSGIServer | MultiSocketServer = create_server(
             wsgi,
-            host=host,
-            port=port,
+            **where,
             threads=threads,
             max_request_body_size=MAX_BODY_BYTES,
             ident="liaison",

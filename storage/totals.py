@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import delete, event, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, event, func, select, text
 from sqlalchemy.orm import UOWTransaction
 from sqlmodel import Session, col
 
@@ -75,25 +73,35 @@ def _collect(rows: Iterable[object]) -> dict[tuple[str, str], _Delta]:
     return deltas
 
 
+# One statement per (country, capability) a flush touched, written once: SQLite (3.24+) and PostgreSQL
+# share this upsert syntax, and a prepared text skips building an INSERT construct on every command.
+_ADD_MOVEMENTS = text(
+    "INSERT INTO deployment_total (country, capability, pledged, arrived, departed) "
+    "VALUES (:country, :capability, 0, :arrived, :departed) "
+    "ON CONFLICT (country, capability) DO UPDATE SET "
+    "arrived = deployment_total.arrived + excluded.arrived, "
+    "departed = deployment_total.departed + excluded.departed"
+)
+_ADD_WITH_PLEDGE = text(
+    "INSERT INTO deployment_total (country, capability, pledged, arrived, departed) "
+    "VALUES (:country, :capability, :pledged, :arrived, :departed) "
+    "ON CONFLICT (country, capability) DO UPDATE SET pledged = excluded.pledged, "
+    "arrived = deployment_total.arrived + excluded.arrived, "
+    "departed = deployment_total.departed + excluded.departed"
+)
+
+
 def _upsert(session: Session, country: str, capability: str, delta: _Delta) -> None:
-    dialect = session.get_bind().dialect.name
-    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    pledged = delta.pledge[1] if delta.pledge is not None else 0
-    statement = insert(DeploymentTotal).values(
-        country=country,
-        capability=capability,
-        pledged=pledged,
-        arrived=delta.arrived,
-        departed=delta.departed,
-    )
-    table = DeploymentTotal.__table__.c  # type: ignore[attr-defined]
-    changes: dict[str, Any] = {
-        "arrived": table.arrived + statement.excluded.arrived,
-        "departed": table.departed + statement.excluded.departed,
+    values = {
+        "country": country,
+        "capability": capability,
+        "arrived": delta.arrived,
+        "departed": delta.departed,
     }
-    if delta.pledge is not None:
-        changes["pledged"] = statement.excluded.pledged
-    session.execute(statement.on_conflict_do_update(index_elements=["country", "capability"], set_=changes))
+    if delta.pledge is None:
+        session.execute(_ADD_MOVEMENTS, values)
+    else:
+        session.execute(_ADD_WITH_PLEDGE, {**values, "pledged": delta.pledge[1]})
 
 
 def _after_flush(session: Session, _context: UOWTransaction) -> None:
