@@ -115,7 +115,11 @@ def base_env() -> dict[str, str]:
 def started(target: Target, port: int) -> Iterator[None]:
     with tempfile.TemporaryFile(mode="w+") as log:
         process = subprocess.Popen(
-            [*target.command, "--port", str(port)], env=target.env, cwd=ROOT, stdout=log, stderr=log
+            [*target.command, "--port", str(port)],
+            env=target.env,
+            cwd=target.env.get("PYTHONPATH", ROOT),
+            stdout=log,
+            stderr=log,
         )
         try:
             deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -140,11 +144,12 @@ def started(target: Target, port: int) -> Iterator[None]:
                 process.wait(10)
 
 
-def write_requests(path: Path, count: int, offset: int) -> None:
+def write_requests(path: Path, count: int, offset: int, countries: int = 1) -> None:
     signer = Signer(SIGNING_SECRET)
+    codes = [country.code for country in all_countries()][:countries] if countries > 1 else ["poland"]
     with path.open("w") as out:
         for n in range(offset, offset + count):
-            body = signer.command_body("/arrivals", "poland 1", n)
+            body = signer.command_body("/arrivals", f"{codes[n % len(codes)]} 1", n)
             headers = signer.headers(body)
             out.write(f"{headers['X-Slack-Request-Timestamp']}\t{headers['X-Slack-Signature']}\t{body}\n")
 
@@ -190,16 +195,23 @@ def stored_rows(url: str, peer_table: bool) -> int:
         db.dispose()
 
 
-def bench_target(target: Target, clients: list[int], duration: float, tmp: Path) -> list[Step]:
+_next_user = 0
+
+
+def bench_target(
+    target: Target, clients: list[int], duration: float, tmp: Path, countries: int = 1
+) -> list[Step]:
     steps: list[Step] = []
     port = free_port()
-    offset = 0
+    # Users never seen before in this run: a user retyping the same command gets the duplicate prompt.
+    global _next_user
+    offset, _next_user = _next_user, _next_user + 10_000_000
     with started(target, port):
         for count in clients:
             # Enough distinct users for 5,000 requests/s; timestamps fresh (Slack's 5-minute window).
             prepared = int(5000 * duration)
             requests_file = tmp / f"{target.name}-{count}.tsv"
-            write_requests(requests_file, prepared, offset)
+            write_requests(requests_file, prepared, offset, countries)
             offset += prepared
             before = stored_rows(target.count_stored, target.peer_table) if target.count_stored else None
             raw = run_wrk(port, count, duration, requests_file)
@@ -394,15 +406,42 @@ def main(argv: list[str] | None = None) -> int:
         "--workers", type=int, default=2, help="processes of the multi-process row (default 2)"
     )
     parser.add_argument("--overview-rows", default="10000,100000,1000000", help="ledger sizes ('' to skip)")
+    parser.add_argument(
+        "--countries",
+        type=int,
+        default=1,
+        help="spread the arrivals over this many countries (default 1: all `/arrivals poland 1`)",
+    )
     parser.add_argument("--no-fanout", action="store_true", help="skip the notice fan-out")
     parser.add_argument("--markdown", type=Path, help="also write the results as Markdown to this file")
+    parser.add_argument(
+        "--serve-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="environment for the liaison serve processes, e.g. LIAISON_HTTP_THREADS=4 (repeatable)",
+    )
+    parser.add_argument(
+        "--liaison-root",
+        type=Path,
+        default=ROOT,
+        help="serve Liaison from this source tree (e.g. `git archive` of an older commit, to compare)",
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         parser.error("wrk is needed as the load generator: apt-get install wrk")
     clients = [int(c) for c in args.clients.split(",") if c]
     wanted = set(args.targets.split(",")) if args.targets else None
     started_at = datetime.now(UTC)
-    report = [f"Run {started_at:%Y-%m-%d %H:%M} UTC on {machine()}; {args.duration:g} s per step.", ""]
+    spread = (
+        "all `/arrivals poland 1`"
+        if args.countries <= 1
+        else f"`/arrivals <country> 1` over {args.countries} countries"
+    )
+    report = [
+        f"Run {started_at:%Y-%m-%d %H:%M} UTC on {machine()}; {args.duration:g} s per step; {spread}.",
+        "",
+    ]
     print(report[0], flush=True)
 
     steps: list[Step] = []
@@ -413,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     ):
         tmp = Path(tmp_name)
         env = {**base_env(), "SLACK_API_URL": slack.base_url}
+        served = {**env, "PYTHONPATH": str(args.liaison_root.resolve())}
+        served.update(item.split("=", 1) for item in args.serve_env)
         python = sys.executable
         sqlite_url = f"sqlite:///{tmp / 'liaison.db'}"
         targets = [
@@ -427,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
             Target(
                 "liaison-sqlite",
                 [python, "-m", "bot.cli", "--log-level", "WARNING", "serve"],
-                {**env, "DATABASE_URL": sqlite_url},
+                {**served, "DATABASE_URL": sqlite_url},
                 count_stored=sqlite_url,
             ),
         ]
@@ -436,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
                 Target(
                     "liaison-pg",
                     [python, "-m", "bot.cli", "--log-level", "WARNING", "serve"],
-                    {**env, "DATABASE_URL": pg_url},
+                    {**served, "DATABASE_URL": pg_url},
                     count_stored=pg_url,
                 )
             )
@@ -453,14 +494,14 @@ def main(argv: list[str] | None = None) -> int:
                         "--workers",
                         str(args.workers),
                     ],
-                    {**env, "DATABASE_URL": pg_url},
+                    {**served, "DATABASE_URL": pg_url},
                     count_stored=pg_url,
                 )
             )
         print(HEADER, flush=True)
         for target in targets:
             if wanted is None or target.name in wanted:
-                steps.extend(bench_target(target, clients, args.duration, tmp))
+                steps.extend(bench_target(target, clients, args.duration, tmp, args.countries))
 
         print("\nWith the ratios:\n" + HEADER)
         by = {(s.target, s.clients): s for s in steps}

@@ -32,15 +32,14 @@ def _capability(key: str) -> str | None:
 
 def deployment_status(session: Session, country: str | None = None) -> dict[str, CountryStatus]:
     """The same answer as `ledger.deployment_status`, read from the running totals (one small query)."""
-    query = select(DeploymentTotal).order_by(col(DeploymentTotal.country), col(DeploymentTotal.capability))
+    t = DeploymentTotal
+    query = select(col(t.country), col(t.capability), col(t.pledged), col(t.arrived), col(t.departed))
     if country is not None:
-        query = query.where(col(DeploymentTotal.country) == country)
+        query = query.where(col(t.country) == country)
     statuses: dict[str, CountryStatus] = {}
-    for row in session.execute(query).scalars():
-        bucket = statuses.setdefault(row.country, CountryStatus(row.country)).bucket(
-            _capability(row.capability)
-        )
-        bucket.pledged, bucket.arrived, bucket.departed = row.pledged, row.arrived, row.departed
+    for code, capability, pledged, arrived, departed in session.execute(query.order_by(col(t.country))):
+        bucket = statuses.setdefault(code, CountryStatus(code)).bucket(_capability(capability))
+        bucket.pledged, bucket.arrived, bucket.departed = pledged, arrived, departed
     return statuses
 
 
