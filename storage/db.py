@@ -14,6 +14,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import QueuePool, StaticPool
 from sqlmodel import Session
 
@@ -135,7 +136,10 @@ class _WriterQueue:
 
     @contextmanager
     def turn(self) -> Iterator[None]:
-        with self._lock:
+        # As long as SQLite's own busy timeout: a stuck holder fails its waiters, never hangs them.
+        if not self._lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            raise OperationalError("waiting for the SQLite writer", None, Exception("database is locked"))
+        try:
             self._depth += 1
             try:
                 if self._depth == 1 and self._file is not None:
@@ -145,6 +149,8 @@ class _WriterQueue:
                 self._depth -= 1
                 if self._depth == 0 and self._file is not None:
                     fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
 
     def close(self) -> None:
         if self._file is not None:

@@ -3,13 +3,16 @@ enqueued a message, and SQLite file connections are reused with their PRAGMAs se
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
+import storage.db
 from bot.dispatch import run_command
 from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings
@@ -67,3 +70,30 @@ def test_sqlite_file_connections_are_reused_and_durable(tmp_path: Path) -> None:
         assert len(seen) == 1  # one thread, one long-lived connection
     finally:
         db.dispose()
+
+
+def test_a_unit_of_work_stuck_holding_the_sqlite_writer_fails_its_waiters_instead_of_hanging_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage.db, "SQLITE_BUSY_TIMEOUT_MS", 50)
+    db = Database.from_url(f"sqlite:///{tmp_path / 'stuck.db'}")
+    db.migrate()
+    holding, release = threading.Event(), threading.Event()
+
+    def stuck() -> None:
+        with db.session():
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=stuck)
+    holder.start()
+    try:
+        assert holding.wait(30)
+        with pytest.raises(OperationalError, match="database is locked"), db.session() as session:
+            session.execute(text("SELECT 1"))
+    finally:
+        release.set()
+        holder.join(30)
+    with db.session() as session:  # free again once the holder is done
+        assert session.execute(text("SELECT 1")).scalar_one() == 1
+    db.dispose()
