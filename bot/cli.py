@@ -1,9 +1,10 @@
-"""The `liaison` command: serve, shell, demo-data, migrate."""
+"""The `liaison` command: serve, shell, demo-data, migrate, doctor."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -46,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="connect to Slack over Socket Mode with SLACK_APP_TOKEN (development behind a firewall)",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="serving processes sharing the address (default 1; see bot/workers.py)",
+    )
+    serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)  # a worker of --workers
 
     shell = sub.add_parser("shell", help="a local console: type slash commands, see the replies")
     shell.add_argument("--demo", action="store_true", help="start on a realistic sample (46 countries)")
@@ -68,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     digest_sub.add_parser(
         "send-due", help="send the digests due now (exactly once, like the in-process scheduler) and exit"
     )
+
+    doctor = sub.add_parser("doctor", help="check that the running totals agree with the ledgers")
+    doctor.add_argument("--repair", action="store_true", help="rebuild the totals from the ledgers if not")
     return parser
 
 
@@ -76,8 +87,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.log_level)
     try:
         settings = Settings()
+        if args.command == "serve" and args.workers > 1:
+            return serve_workers(settings, args)
         if args.command == "serve":
-            return serve(settings, host=args.host, port=args.port, socket_mode=args.socket_mode)
+            return serve(
+                settings,
+                host=args.host,
+                port=args.port,
+                socket_mode=args.socket_mode,
+                listen_fd=args.listen_fd,
+            )
         if args.command == "shell":
             from bot.shell import run_shell
 
@@ -90,6 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return export_csv(settings, out=args.out, country=args.country)
         if args.command == "digest":
             return digest_send_due(settings)
+        if args.command == "doctor":
+            from bot.doctor import run_doctor
+
+            return run_doctor(settings.database_url, repair=args.repair)
     except ValidationError as error:
         print(f"liaison: invalid configuration:\n{_describe(error)}", file=sys.stderr)
         return 2
@@ -202,10 +225,26 @@ def demo_data(settings: Settings, *, force: bool) -> int:
     return 0
 
 
-def serve(settings: Settings, *, host: str, port: int, socket_mode: bool) -> int:
+def serve_workers(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.workers import run_workers
+    from storage.db import Database
+
+    if args.socket_mode:
+        raise ConfigurationError("--workers serves HTTP; Socket Mode takes one process.")
+    settings.require_slack_credentials()
+    db = Database.from_url(settings.database_url)
+    db.migrate()  # once, before the workers start
+    db.dispose()
+    return run_workers(host=args.host, port=args.port, workers=args.workers, log_level=args.log_level)
+
+
+def serve(
+    settings: Settings, *, host: str, port: int, socket_mode: bool, listen_fd: int | None = None
+) -> int:
     from bot.app import create_app
     from bot.http import HttpServer, build_wsgi
     from bot.runtime import build_runtime
+    from bot.workers import inherited_socket, ready_line
 
     signing_secret, token = settings.require_slack_credentials(socket_mode=socket_mode)
     runtime = build_runtime(settings, token=token)
@@ -226,6 +265,7 @@ def serve(settings: Settings, *, host: str, port: int, socket_mode: bool) -> int
             return _serve_socket_mode(settings, app, ready)
         assert signing_secret is not None
         wsgi = build_wsgi(app, runtime, signing_secret=signing_secret, ready=ready.is_set)
+        sock = None if listen_fd is None else inherited_socket(listen_fd)
         server = HttpServer(
             wsgi,
             host,
@@ -233,9 +273,13 @@ def serve(settings: Settings, *, host: str, port: int, socket_mode: bool) -> int
             settings.http_threads,
             channel_timeout=settings.http_channel_timeout_seconds,
             connection_limit=settings.http_connection_limit,
+            sock=sock,
         )
         ready.set()
-        print(f"Liaison listening on http://{server.host}:{server.port}", flush=True)
+        if listen_fd is None:
+            print(f"Liaison listening on http://{server.host}:{server.port}", flush=True)
+        else:
+            print(ready_line(os.getpid(), server.host, server.port), flush=True)
         log.info(
             "Slack Web API at %s; database %s",
             settings.slack_api_url,

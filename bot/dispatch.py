@@ -98,7 +98,8 @@ def run_in_context(
         if respond is not None:
             _respond_after_failure(runtime, caller, command, respond, reply)
         return reply
-    runtime.outbox.wake()
+    if outbox.enqueued_in(session):  # most commands only answer in the ack: no claim query for nothing
+        runtime.outbox.wake()
     return reply
 
 

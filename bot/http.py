@@ -9,9 +9,10 @@ connections. Idle connections are closed after `channel_timeout` seconds all the
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App
 from waitress import wasyncore
@@ -97,11 +98,13 @@ class HttpServer:
         *,
         channel_timeout: int = 15,
         connection_limit: int = 500,
+        sock: socket.socket | None = None,
     ) -> None:
+        # `sock`: a listening socket shared by several worker processes (bot.workers).
+        where: dict[str, Any] = {"sockets": [sock]} if sock is not None else {"host": host, "port": port}
         self._server: BaseWSGIServer | MultiSocketServer = create_server(
             wsgi,
-            host=host,
-            port=port,
+            **where,
             threads=threads,
             max_request_body_size=MAX_BODY_BYTES,
             ident="liaison",

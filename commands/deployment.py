@@ -19,7 +19,7 @@ from commands.common import HELP_WORDS, CommandContext, Reply, UsageError, plura
 from commands.countries import Country, country_by_code, flag
 from commands.history import history_reply
 from commands.parsing import country_from
-from storage import ledger
+from storage import totals
 from storage.ledger import Bucket, CountryStatus
 
 COMMAND = "/deployment"
@@ -76,9 +76,9 @@ def handle(text: str, ctx: CommandContext) -> Reply:
     if isinstance(request, History):
         return history_reply(ctx.session, ctx.config, request.country, ctx.now())
     if isinstance(request, One):
-        status = ledger.deployment_status(ctx.session, request.country.code).get(request.country.code)
+        status = totals.deployment_status(ctx.session, request.country.code).get(request.country.code)
         return country_reply(request.country, status or CountryStatus(request.country.code))
-    return overview_reply(ledger.deployment_status(ctx.session))
+    return overview_reply(totals.deployment_status(ctx.session))
 
 
 def help_reply() -> Reply:

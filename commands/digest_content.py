@@ -31,7 +31,7 @@ from commands.blocks import (
 from commands.common import CommandConfig, Reply, mention, plural
 from commands.countries import country_by_code, flag
 from commands.incident_feed import IncidentProvider, IncidentSummary
-from storage import alerts, digests, ledger
+from storage import alerts, digests, totals
 from storage.digests import MovementTotals, PledgeChange
 from storage.ledger import Bucket, CountryStatus
 from storage.models import AlertNotice
@@ -98,7 +98,7 @@ def gather(
         scope=scope,
         now=now,
         since=since,
-        statuses=ledger.deployment_status(session, scope),
+        statuses=totals.deployment_status(session, scope),
         movements=digests.movement_totals_between(session, since, now, scope),
         pledge_changes=digests.pledge_changes_between(session, since, now, scope),
         last_heard=digests.last_movement_at(session),
@@ -252,14 +252,14 @@ def _movement_blocks(data: DigestData, zone: ZoneInfo) -> list[Block]:
         summary += f" · {plural(len(data.movements), 'country', 'countries')} moved"
     lines = [summary]
     ordered = sorted(data.movements.items(), key=lambda kv: (-(kv[1].arrived + kv[1].departed), _name(kv[0])))
-    for code, totals in ordered:
+    for code, moved in ordered:
         parts = []
-        if totals.arrived:
-            parts.append(f"{totals.arrived:+,} arrived")
-        if totals.departed:
-            parts.append(f"{totals.departed:,} left")
+        if moved.arrived:
+            parts.append(f"{moved.arrived:+,} arrived")
+        if moved.departed:
+            parts.append(f"{moved.departed:,} left")
         if not parts:
-            parts.append(f"{plural(totals.entries, 'entry', 'entries')} that cancel out")
+            parts.append(f"{plural(moved.entries, 'entry', 'entries')} that cancel out")
         lines.append(f"{flag(country_by_code(code))} {_name(code)}: {', '.join(parts)}")
     for change in changes:
         what = change.capability or "total"

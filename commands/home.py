@@ -29,7 +29,7 @@ from commands.common import CommandConfig, Reply, format_local_time, mention, pl
 from commands.countries import country_by_code, flag
 from commands.digest_content import ordered_by_gap
 from commands.incident_feed import IncidentSummary
-from storage import alerts, directory, ledger
+from storage import alerts, directory, totals
 from storage.ledger import Bucket, CountryStatus
 from storage.models import AlertNotice, Role
 
@@ -91,7 +91,7 @@ def gather_shared(session: Session, config: CommandConfig) -> SharedBoard:
             for code, ack in alerts.acknowledgements(session, notice.id).items()
         }
     return SharedBoard(
-        statuses=ledger.deployment_status(session),
+        statuses=totals.deployment_status(session),
         level=level,
         notice=notice,
         notified=notified,

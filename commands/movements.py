@@ -21,7 +21,7 @@ from commands.countries import Country, country_by_code, flag
 from commands.parsing import Tail, count_from, parse_tail, split_country_and_count
 from commands.permissions import require_can_record
 from commands.slack_text import show
-from storage import ledger
+from storage import ledger, totals
 from storage.db import serialize_on
 from storage.ledger import Bucket
 from storage.models import Movement, MovementKind
@@ -141,12 +141,12 @@ def _check_enough_on_duty(
     ctx: CommandContext, country: Country, capability: Capability | None, count: int
 ) -> None:
     cap_key = capability.key if capability else None
-    available = ledger.on_duty(ctx.session, country.code, cap_key)
+    available = totals.on_duty(ctx.session, country.code, cap_key)
     if count <= available:
         return
     where = f"{country.name} ({capability.key})" if capability else country.name
     if capability is None:
-        status = ledger.deployment_status(ctx.session, country.code).get(country.code)
+        status = totals.deployment_status(ctx.session, country.code).get(country.code)
         by_cap = [
             f"`{key}` ({bucket.on_duty})"
             for key, bucket in sorted(
@@ -182,7 +182,7 @@ def undo(kind: MovementKind, ctx: CommandContext) -> Reply:
             hint="Record the opposite movement instead, with a note saying why.",
         )
     if kind is MovementKind.ARRIVAL:
-        available = ledger.on_duty(ctx.session, last.country, last.capability)
+        available = totals.on_duty(ctx.session, last.country, last.capability)
         if available < last.count:
             raise UsageError(
                 f"Undoing {summary} would leave {country.name} below zero on duty "
@@ -208,11 +208,11 @@ def undo(kind: MovementKind, ctx: CommandContext) -> Reply:
         ctx, duplicates.meaning(kind.value, last.country, last.count, last.capability, last.location)
     )
     ctx.session.flush()
-    totals = _country_totals(ctx, country)
+    now_total = _country_totals(ctx, country)
     text = f":leftwards_arrow_with_hook: {mention(ctx.caller.user_id)} undid entry #{last.id}: {summary}."
     return Reply(
-        text=f"Undone: {summary}. {country.name} now: {_totals_line(totals)}",
-        blocks=[section(text), context(f"{country.name} now: {_totals_line(totals)}")],
+        text=f"Undone: {summary}. {country.name} now: {_totals_line(now_total)}",
+        blocks=[section(text), context(f"{country.name} now: {_totals_line(now_total)}")],
         in_channel=True,
     )
 
@@ -228,7 +228,7 @@ def _movement_summary(movement: Movement, country: Country) -> str:
 
 
 def _country_totals(ctx: CommandContext, country: Country) -> Bucket:
-    status = ledger.deployment_status(ctx.session, country.code).get(country.code)
+    status = totals.deployment_status(ctx.session, country.code).get(country.code)
     return status.total if status else Bucket()
 
 
@@ -243,15 +243,15 @@ def _totals_line(bucket: Bucket) -> str:
 
 def recorded_reply(movement: Movement, country: Country, ctx: CommandContext) -> Reply:
     kind = MovementKind(movement.kind)
-    totals = _country_totals(ctx, country)
+    now_total = _country_totals(ctx, country)
     by = mention(ctx.caller.user_id)
     headline = f"{EMOJI[kind]} {flag(country)} *{_movement_summary(movement, country)}* — recorded by {by}"
     blocks: list[Block] = [section(headline)]
     if movement.note:
         blocks.append(section(f">{show(movement.note)}"))
-    blocks.append(context(f"{country.name} now: {_totals_line(totals)} · entry #{movement.id}"))
+    blocks.append(context(f"{country.name} now: {_totals_line(now_total)} · entry #{movement.id}"))
     return Reply(
-        text=f"{_movement_summary(movement, country)} (entry #{movement.id}). {country.name} now: {totals.on_duty:,} on duty.",
+        text=f"{_movement_summary(movement, country)} (entry #{movement.id}). {country.name} now: {now_total.on_duty:,} on duty.",
         blocks=blocks,
         in_channel=True,
     )

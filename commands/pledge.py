@@ -22,7 +22,7 @@ from commands.parsing import (
     split_country_and_count,
 )
 from commands.permissions import require_ops
-from storage import ledger
+from storage import ledger, totals
 from storage.db import serialize_on
 from storage.models import Pledge
 
@@ -116,7 +116,7 @@ def set_pledge(request: SetPledge, text: str, ctx: CommandContext) -> Reply:
     ctx.session.add(pledge)
     duplicates.remember(ctx, key)
     ctx.session.flush()
-    status = ledger.deployment_status(ctx.session, country.code)[country.code]
+    status = totals.deployment_status(ctx.session, country.code)[country.code]
     what = f"{country.name} ({cap_key})" if cap_key else f"{country.name} (unspecified capability)"
     change = f"was {previous.headcount:,}" if previous else "new"
     verb = "withdrawn" if request.headcount == 0 else f"set to *{request.headcount:,}*"

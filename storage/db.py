@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -12,8 +15,11 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool, StaticPool
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import QueuePool, StaticPool
 from sqlmodel import Session
+
+from storage import totals as _totals  # noqa: F401  (its listener keeps the running totals)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -22,6 +28,10 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 REQUEST_LOCK_TIMEOUT_MS = 1_500
 STATEMENT_TIMEOUT_MARGIN_MS = 1_000  # PostgreSQL: a statement may run this much longer than a lock wait
 LOCK_TIMEOUT_OPTION = "liaison_lock_timeout_ms"
+# Connections kept open per process: one per thread that touches the database at once (HTTP and
+# listener threads, outbox delivery, scheduler); more are opened, and closed again, past that.
+SQLITE_POOL_SIZE = 20
+SQLITE_POOL_OVERFLOW = 40
 
 
 def normalize_database_url(url: str) -> str:
@@ -55,9 +65,15 @@ def create_db_engine(url: str) -> Engine:
 def _create_sqlite_engine(url: str) -> Engine:
     in_memory = make_url(url).database in (None, "", ":memory:")
     kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
-    # One shared connection for an in-memory database (else each thread sees its own empty one);
-    # none kept for a file that several processes may share.
-    kwargs["poolclass"] = StaticPool if in_memory else NullPool
+    if in_memory:
+        # One shared connection for an in-memory database (else each thread sees its own empty one).
+        kwargs["poolclass"] = StaticPool
+    else:
+        # Long-lived connections, PRAGMAs set once each. Opening a connection per unit of work cost
+        # ~8 ms: closing the last connection to a WAL database checkpoints and removes the WAL, so
+        # the next commit recreated it (see bench/RESULTS.md). Several processes may still share the
+        # file: WAL and BEGIN IMMEDIATE serialize their writers.
+        kwargs.update(poolclass=QueuePool, pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_OVERFLOW)
     engine = create_engine(url, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -68,6 +84,9 @@ def _create_sqlite_engine(url: str) -> Engine:
         cursor.execute("PRAGMA foreign_keys = ON")
         if not in_memory:
             cursor.execute("PRAGMA journal_mode = WAL")
+            # Durable: in WAL mode FULL syncs the WAL at every commit, so an acknowledged command
+            # survives a power loss (NORMAL would only survive a crash of the process).
+            cursor.execute("PRAGMA synchronous = FULL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -86,6 +105,7 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._writers = _WriterQueue.for_engine(engine)
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -95,13 +115,14 @@ class Database:
     def session(self, *, lock_timeout_ms: int | None = None) -> Iterator[Session]:
         """A transaction: committed when the block ends normally, rolled back on any exception.
 
-        With `lock_timeout_ms` it waits at most that long for a lock (SQLite's write lock, a PostgreSQL
-        row or advisory lock) and raises OperationalError instead of waiting on.
+        With `lock_timeout_ms` it waits at most that long for a lock (its turn to write on SQLite, a
+        PostgreSQL row or advisory lock) and raises OperationalError instead of waiting on.
         """
         bind = self.engine
         if lock_timeout_ms is not None:
             bind = self.engine.execution_options(**{LOCK_TIMEOUT_OPTION: lock_timeout_ms})
-        with Session(bind, expire_on_commit=False) as session:
+        wait_ms = SQLITE_BUSY_TIMEOUT_MS if lock_timeout_ms is None else lock_timeout_ms
+        with self._writers.turn(wait_ms / 1000), Session(bind, expire_on_commit=False) as session:
             try:
                 yield session
                 session.commit()
@@ -118,6 +139,79 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self._writers.close()
+
+
+class _WriterQueue:
+    """SQLite has one writer at a time, and every transaction here takes the write lock (BEGIN
+    IMMEDIATE). Waiting for it in SQLite's busy handler means sleeping in steps of up to 100 ms:
+    under 10 concurrent commands that made p99 over 2 s (bench/RESULTS.md). So units of work queue
+    here instead: threads of a process on a lock, processes sharing the file on an flock of a
+    sidecar file; both wake the next waiter as soon as the holder is done."""
+
+    def __init__(self, lock_path: str | None) -> None:
+        self._lock = threading.RLock()
+        self._depth = 0  # nested units of work in the thread holding the lock
+        self._file = open(lock_path, "a+b") if lock_path else None  # noqa: SIM115  (kept open)
+
+    @classmethod
+    def for_engine(cls, engine: Engine) -> _WriterQueue | _NoQueue:
+        if engine.dialect.name != "sqlite":
+            return _NoQueue()
+        database = engine.url.database
+        in_memory = database in (None, "", ":memory:") or "mode=memory" in str(engine.url)
+        return cls(None if in_memory else f"{database}-liaison.lock")
+
+    @contextmanager
+    def turn(self, timeout_s: float) -> Iterator[None]:
+        """Wait at most `timeout_s` for the turn (a stuck holder fails its waiters, never hangs them;
+        a Slack request waits less than Slack's 3 s)."""
+        deadline = time.monotonic() + timeout_s
+        if not self._lock.acquire(timeout=timeout_s):
+            raise _busy("waiting for the SQLite writer in this process")
+        try:
+            self._depth += 1
+            try:
+                if self._depth == 1 and self._file is not None:
+                    self._lock_file(deadline)
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0 and self._file is not None:
+                    fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
+
+    def _lock_file(self, deadline: float) -> None:
+        assert self._file is not None
+        while True:
+            try:
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise _busy("waiting for the SQLite writer in another process") from None
+                time.sleep(0.001)  # another Liaison process writes; its turn lasts about a millisecond
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class _NoQueue:
+    """PostgreSQL: concurrent transactions, row locks and advisory locks where needed."""
+
+    @contextmanager
+    def turn(self, timeout_s: float) -> Iterator[None]:
+        yield
+
+    def close(self) -> None:
+        pass
+
+
+def _busy(what: str) -> OperationalError:
+    return OperationalError(what, None, Exception("database is locked"))
 
 
 def lock_key(name: str) -> int:

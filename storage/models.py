@@ -52,6 +52,19 @@ class Pledge(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class DeploymentTotal(SQLModel, table=True):
+    """What the ledgers add up to for one country and capability (`""`: recorded without one), updated
+    in the same transaction as each ledger row (storage.totals); `liaison doctor` checks it."""
+
+    __tablename__ = "deployment_total"
+
+    country: str = Field(primary_key=True, max_length=2)
+    capability: str = Field(primary_key=True, max_length=40)
+    pledged: int = 0
+    arrived: int = 0
+    departed: int = 0
+
+
 class CommandLog(SQLModel, table=True):
     """Recording commands as typed, to recognise a command retyped after a Slack timeout."""
 

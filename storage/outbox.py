@@ -39,6 +39,14 @@ _OPEN = (OutboxStatus.PENDING, OutboxStatus.SENDING)
 RECONCILED_METHODS = frozenset({POST_MESSAGE})
 
 
+ENQUEUED = "liaison.outbox_enqueued"  # set in `session.info` when this session enqueued a message
+
+
+def enqueued_in(session: Session) -> bool:
+    """Whether this unit of work enqueued anything (the worker need not be woken otherwise)."""
+    return bool(session.info.get(ENQUEUED))
+
+
 def enqueue(
     session: Session,
     *,
@@ -65,6 +73,7 @@ def enqueue(
     )
     session.add(message)
     session.flush()
+    session.info[ENQUEUED] = True
     return message
 
 

@@ -1,0 +1,177 @@
+"""Running totals per country × capability, kept in the same transaction as every ledger row.
+
+The ledgers (`movement`, `pledge`) stay the truth; `deployment_total` is what they add up to, so that
+`/deployment` reads a few dozen rows however long the ledgers grow. Every ORM flush that inserts ledger
+rows also upserts their totals (a session-wide listener, so no code path can forget it).
+`liaison doctor` checks the totals against the ledgers' aggregate and can rebuild them from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import delete, event, func, select, text
+from sqlalchemy.orm import UOWTransaction
+from sqlmodel import Session, col
+
+from storage import ledger
+from storage.ledger import CountryStatus
+from storage.models import DeploymentTotal, Movement, MovementKind, Pledge
+
+NO_CAPABILITY = ""  # the stored key of personnel recorded without a capability (part of the primary key)
+
+
+def _key(capability: str | None) -> str:
+    return NO_CAPABILITY if capability is None else capability
+
+
+def _capability(key: str) -> str | None:
+    return None if key == NO_CAPABILITY else key
+
+
+def deployment_status(session: Session, country: str | None = None) -> dict[str, CountryStatus]:
+    """The same answer as `ledger.deployment_status`, read from the running totals (one small query)."""
+    t = DeploymentTotal
+    query = select(col(t.country), col(t.capability), col(t.pledged), col(t.arrived), col(t.departed))
+    if country is not None:
+        query = query.where(col(t.country) == country)
+    statuses: dict[str, CountryStatus] = {}
+    for code, capability, pledged, arrived, departed in session.execute(query.order_by(col(t.country))):
+        bucket = statuses.setdefault(code, CountryStatus(code)).bucket(_capability(capability))
+        bucket.pledged, bucket.arrived, bucket.departed = pledged, arrived, departed
+    return statuses
+
+
+def on_duty(session: Session, country: str, capability: str | None) -> int:
+    row = session.get(DeploymentTotal, (country, _key(capability)))
+    return 0 if row is None else row.arrived - row.departed
+
+
+@dataclass
+class _Delta:
+    arrived: int = 0
+    departed: int = 0
+    pledge: tuple[int, int] | None = None  # (pledge id, headcount) of the latest pledge in this flush
+
+
+def _collect(rows: Iterable[object]) -> dict[tuple[str, str], _Delta]:
+    deltas: dict[tuple[str, str], _Delta] = {}
+    for row in rows:
+        if isinstance(row, Movement):
+            delta = deltas.setdefault((row.country, _key(row.capability)), _Delta())
+            if MovementKind(row.kind) is MovementKind.ARRIVAL:
+                delta.arrived += row.count
+            else:
+                delta.departed += row.count
+        elif isinstance(row, Pledge):
+            assert row.id is not None
+            delta = deltas.setdefault((row.country, _key(row.capability)), _Delta())
+            if delta.pledge is None or row.id > delta.pledge[0]:
+                delta.pledge = (row.id, row.headcount)
+    return deltas
+
+
+# One statement per (country, capability) a flush touched, written once: SQLite (3.24+) and PostgreSQL
+# share this upsert syntax, and a prepared text skips building an INSERT construct on every command.
+_ADD_MOVEMENTS = text(
+    "INSERT INTO deployment_total (country, capability, pledged, arrived, departed) "
+    "VALUES (:country, :capability, 0, :arrived, :departed) "
+    "ON CONFLICT (country, capability) DO UPDATE SET "
+    "arrived = deployment_total.arrived + excluded.arrived, "
+    "departed = deployment_total.departed + excluded.departed"
+)
+_ADD_WITH_PLEDGE = text(
+    "INSERT INTO deployment_total (country, capability, pledged, arrived, departed) "
+    "VALUES (:country, :capability, :pledged, :arrived, :departed) "
+    "ON CONFLICT (country, capability) DO UPDATE SET pledged = excluded.pledged, "
+    "arrived = deployment_total.arrived + excluded.arrived, "
+    "departed = deployment_total.departed + excluded.departed"
+)
+
+
+def _upsert(session: Session, country: str, capability: str, delta: _Delta) -> None:
+    values = {
+        "country": country,
+        "capability": capability,
+        "arrived": delta.arrived,
+        "departed": delta.departed,
+    }
+    if delta.pledge is None:
+        session.execute(_ADD_MOVEMENTS, values)
+    else:
+        session.execute(_ADD_WITH_PLEDGE, {**values, "pledged": delta.pledge[1]})
+
+
+def _after_flush(session: Session, _context: UOWTransaction) -> None:
+    if not session.new:
+        return
+    for (country, capability), delta in _collect(session.new).items():
+        _upsert(session, country, capability, delta)
+
+
+event.listen(Session, "after_flush", _after_flush)
+
+
+# -- checking and rebuilding (liaison doctor) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    country: str
+    capability: str | None
+    field: str
+    ledger: int
+    totals: int
+
+    def describe(self) -> str:
+        where = f"{self.country} / {self.capability or 'unspecified'}"
+        if self.field == "row":
+            state = "missing from" if self.ledger else "only in"
+            return f"{where}: {state} the totals"
+        return f"{where}: {self.field} is {self.totals:,} in the totals but {self.ledger:,} in the ledger"
+
+
+def mismatches(session: Session) -> list[Mismatch]:
+    """Where the running totals differ from the ledgers' aggregate (empty when they agree)."""
+    truth = ledger.deployment_status(session)
+    kept = deployment_status(session)
+    found: list[Mismatch] = []
+    for country in sorted(set(truth) | set(kept)):
+        expected = truth.get(country, CountryStatus(country)).by_capability
+        actual = kept.get(country, CountryStatus(country)).by_capability
+        for capability in sorted(set(expected) | set(actual), key=lambda c: c or ""):
+            want, have = expected.get(capability), actual.get(capability)
+            if (want is None) != (have is None):
+                found.append(
+                    Mismatch(country, capability, "row", int(want is not None), int(have is not None))
+                )
+                continue
+            for field in ("pledged", "arrived", "departed"):
+                a, b = getattr(want, field), getattr(have, field)
+                if a != b:
+                    found.append(Mismatch(country, capability, field, a, b))
+    return found
+
+
+def rebuild(session: Session) -> int:
+    """Replace the totals with the ledgers' aggregate; the number of rows written."""
+    session.execute(delete(DeploymentTotal))
+    rows = [
+        DeploymentTotal(
+            country=country,
+            capability=_key(capability),
+            pledged=bucket.pledged,
+            arrived=bucket.arrived,
+            departed=bucket.departed,
+        )
+        for country, status in ledger.deployment_status(session).items()
+        for capability, bucket in status.by_capability.items()
+    ]
+    session.add_all(rows)
+    session.flush()
+    return len(rows)
+
+
+def row_count(session: Session) -> int:
+    return int(session.execute(select(func.count()).select_from(DeploymentTotal)).scalar_one())
