@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="bring the database schema up to date")
 
     export = sub.add_parser(
-        "export", help="write the ledgers as CSV files (movements, pledges, notices, acks)"
+        "export", help="write the ledgers as CSV files (movements, pledges, notices, acks, incidents)"
     )
     export.add_argument(
         "--out", required=True, help="directory to write the CSV files into (created if needed)"

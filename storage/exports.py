@@ -1,4 +1,5 @@
-"""CSV exports of the ledgers: movements, pledges, alert notices and acknowledgements.
+"""CSV exports of the ledgers: movements, pledges, alert notices and acknowledgements, incidents and
+their timelines.
 
 Files open correctly in Excel and LibreOffice: UTF-8 with a byte-order mark, CRLF line ends, times in
 ISO 8601 with their UTC offset (in the configured zone). No cell can run as a formula: text starting
@@ -18,7 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from storage.models import Acknowledgement, AlertNotice, Movement, Pledge
+from storage.models import Acknowledgement, AlertNotice, Incident, IncidentEvent, Movement, Pledge
 
 BOM = "\ufeff"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -140,10 +141,74 @@ def acknowledgements_rows(
     query = select(Acknowledgement).order_by(col(Acknowledgement.notice_id), col(Acknowledgement.id))
     if country is not None:
         query = query.where(col(Acknowledgement.country) == country)
-    header = ["notice", "country", "acknowledged_at", "acknowledged_by", "channel"]
+    header = ["notice", "country", "acknowledged_at", "acknowledged_by", "on_behalf", "channel"]
     rows: list[list[Cell]] = [
-        [a.notice_id, a.country, _iso(a.created_at, zone), a.user_id, a.channel_id]
+        [
+            a.notice_id,
+            a.country,
+            _iso(a.created_at, zone),
+            a.user_id,
+            "yes" if a.on_behalf else "no",
+            a.channel_id,
+        ]
         for a in session.execute(query).scalars()
+    ]
+    return header, rows
+
+
+def _incidents(session: Session, country: str | None) -> list[Incident]:
+    incidents = list(session.execute(select(Incident).order_by(col(Incident.id))).scalars())
+    if country is None:
+        return incidents
+    return [i for i in incidents if country in i.countries.split(",")]
+
+
+def incidents_rows(
+    session: Session, zone: ZoneInfo, country: str | None
+) -> tuple[list[str], list[list[Cell]]]:
+    header = [
+        "incident",
+        "title",
+        "severity",
+        "status",
+        "countries",
+        "owner",
+        "opened_by",
+        "opened_at",
+        "resolved_at",
+        "channel",
+        "source_message",
+    ]
+    rows: list[list[Cell]] = [
+        [
+            f"INC-{i.id}",
+            i.title,
+            f"sev{i.severity}",
+            str(i.status),
+            i.countries.replace(",", " "),
+            i.owner,
+            i.opened_by,
+            _iso(i.opened_at, zone),
+            _iso(i.resolved_at, zone),
+            i.channel_id,
+            i.source_permalink,
+        ]
+        for i in _incidents(session, country)
+    ]
+    return header, rows
+
+
+def incident_timeline_rows(
+    session: Session, zone: ZoneInfo, country: str | None
+) -> tuple[list[str], list[list[Cell]]]:
+    """Every line of the incidents' timelines, in the order they were committed."""
+    wanted = {i.id for i in _incidents(session, country)}
+    query = select(IncidentEvent).order_by(col(IncidentEvent.incident_id), col(IncidentEvent.id))
+    header = ["incident", "at", "kind", "by", "text"]
+    rows: list[list[Cell]] = [
+        [f"INC-{e.incident_id}", _iso(e.created_at, zone), e.kind, e.actor or "Liaison", e.text]
+        for e in session.execute(query).scalars()
+        if e.incident_id in wanted
     ]
     return header, rows
 
@@ -156,6 +221,8 @@ def export_files(session: Session, zone: ZoneInfo, country: str | None, stamp: s
         ("pledges", "Pledges", pledges_rows(session, zone, country)),
         ("notices", "Alert notices", notices_rows(session, zone)),
         ("acknowledgements", "Acknowledgements of notices", acknowledgements_rows(session, zone, country)),
+        ("incidents", "Incidents", incidents_rows(session, zone, country)),
+        ("incident-timeline", "Incident timelines", incident_timeline_rows(session, zone, country)),
     ]
     files = []
     for name, title, (header, rows) in parts:

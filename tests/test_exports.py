@@ -34,6 +34,13 @@ def record_some(bot: RunningBot) -> None:
     bot.advance(minutes=1)
     bot.reply("/arrivals", "undo", user_id=ADMIN, channel_id="COPS")  # undoes Spain's 12
     bot.reply("/alert", "raise urgence credible threat", user_id=ADMIN, channel_id="COPS")
+    opened = bot.reply(
+        "/incident",
+        "open sev2 =HYPERLINK(1) dog team missing --country poland",
+        user_id=ADMIN,
+        channel_id="COPS",
+    )
+    assert "INC-1" in opened["text"], opened
 
 
 def test_neutralising_formula_cells() -> None:
@@ -53,15 +60,17 @@ def test_export_is_sent_privately_to_the_callers_dm(bot: RunningBot) -> None:
     record_some(bot)
     body = bot.reply("/liaison", "export", user_id=ADMIN, channel_id="COPS")
     assert body["response_type"] == "ephemeral"
-    assert "4 CSV files for all countries are on their way to your DM" in body["text"]
+    assert "6 CSV files for all countries are on their way to your DM" in body["text"]
     bot.deliver()
-    assert [c.params["users"] for c in bot.slack.calls("conversations.open")] == [ADMIN] * 4
+    assert [c.params["users"] for c in bot.slack.calls("conversations.open")] == [ADMIN] * 6
     files = {f.filename.split("-2026")[0]: f for f in bot.slack.uploaded_files("DADMIN")}
     assert set(files) == {
         "liaison-movements",
         "liaison-pledges",
         "liaison-notices",
         "liaison-acknowledgements",
+        "liaison-incidents",
+        "liaison-incident-timeline",
     }
     assert bot.slack.uploaded_files("COPS") == []  # never into the channel
 
@@ -87,6 +96,13 @@ def test_export_is_sent_privately_to_the_callers_dm(bot: RunningBot) -> None:
         "credible threat",
     )
     assert parse(files["liaison-acknowledgements"].content or b"") == []
+    [incident] = parse(files["liaison-incidents"].content or b"")
+    assert (incident["incident"], incident["severity"], incident["status"]) == ("INC-1", "sev2", "open")
+    assert incident["title"] == "'=HYPERLINK(1) dog team missing"  # no formula runs
+    assert incident["countries"] == "PL"
+    timeline = parse(files["liaison-incident-timeline"].content or b"")
+    assert [row["kind"] for row in timeline][:1] == ["opened"]
+    assert all(row["incident"] == "INC-1" for row in timeline)
 
 
 def test_export_of_one_country_and_refusal_for_others(bot: RunningBot) -> None:
@@ -120,7 +136,7 @@ def test_export_from_the_command_line(bot: RunningBot, sqlite_url: str, tmp_path
     )
     assert result.returncode == 0, result.stderr
     written = sorted(p.name for p in out.iterdir())
-    assert len(written) == 4
+    assert len(written) == 6
     assert all("-pl-" in name for name in written)
     [movements] = [p for p in out.iterdir() if p.name.startswith("liaison-movements")]
     [row] = parse(movements.read_bytes())
