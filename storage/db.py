@@ -158,9 +158,7 @@ class _WriterQueue:
     def for_engine(cls, engine: Engine) -> _WriterQueue | _NoQueue:
         if engine.dialect.name != "sqlite":
             return _NoQueue()
-        database = engine.url.database
-        in_memory = database in (None, "", ":memory:") or "mode=memory" in str(engine.url)
-        return cls(None if in_memory else f"{database}-liaison.lock")
+        return cls(_sqlite_lock_path(engine))
 
     @contextmanager
     def turn(self, timeout_s: float) -> Iterator[None]:
@@ -210,6 +208,16 @@ class _NoQueue:
         pass
 
 
+def _sqlite_lock_path(engine: Engine) -> str | None:
+    """The lock file beside an SQLite database file (None: PostgreSQL, or SQLite in memory)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    if database in (None, "", ":memory:") or "mode=memory" in str(engine.url):
+        return None
+    return f"{database}-liaison.lock"
+
+
 def _busy(what: str) -> OperationalError:
     return OperationalError(what, None, Exception("database is locked"))
 
@@ -236,4 +244,16 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade_to_head(engine: Engine) -> None:
-    command.upgrade(alembic_config(engine), "head")
+    """Bring the schema to the newest migration. Processes starting together take turns: PostgreSQL
+    through an advisory lock (migrations/env.py), an SQLite file through the writers' lock file, so
+    the later ones find the schema up to date instead of creating it again."""
+    lock_path = _sqlite_lock_path(engine)
+    if lock_path is None:
+        command.upgrade(alembic_config(engine), "head")
+        return
+    with open(lock_path, "a+b") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            command.upgrade(alembic_config(engine), "head")
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
