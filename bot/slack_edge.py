@@ -169,7 +169,9 @@ class SlackEndpoint:
         """None when the request is new; else the answer to a replay, or to a database too busy to tell."""
         expires_at = datetime.fromtimestamp(timestamp, UTC) + SIGNATURE_WINDOW
         try:
-            with self._db.request_session() as session:
+            # Not synced on its own: the command's durable commit syncs it along; a power cut could
+            # at worst forget a signature, never an acknowledged command.
+            with self._db.request_session(durable=False) as session:
                 first = replays.remember(session, signature, expires_at)
         except Exception as error:
             if envelope.is_command:  # busy: "try again"; else an error id, logged with its traceback

@@ -28,6 +28,9 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 REQUEST_LOCK_TIMEOUT_MS = 1_500
 STATEMENT_TIMEOUT_MARGIN_MS = 1_000  # PostgreSQL: a statement may run this much longer than a lock wait
 LOCK_TIMEOUT_OPTION = "liaison_lock_timeout_ms"
+# A transaction whose loss in a power cut costs nothing (the replay guard's note of a signature) may
+# skip its own sync: the next durable commit syncs it along (SQLite's WAL and PostgreSQL's are in order).
+DURABLE_OPTION = "liaison_durable"
 # Connections kept open per process: one per thread that touches the database at once (HTTP and
 # listener threads, outbox delivery, scheduler); more are opened, and closed again, past that.
 SQLITE_POOL_SIZE = 20
@@ -51,7 +54,10 @@ def create_db_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        timeout = conn.get_execution_options().get(LOCK_TIMEOUT_OPTION)
+        options = conn.get_execution_options()
+        if not options.get(DURABLE_OPTION, True):
+            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+        timeout = options.get(LOCK_TIMEOUT_OPTION)
         if timeout is not None:
             # SET LOCAL: only this transaction; the pooled connection keeps the server defaults.
             conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(timeout)}")
@@ -85,15 +91,23 @@ def _create_sqlite_engine(url: str) -> Engine:
         if not in_memory:
             cursor.execute("PRAGMA journal_mode = WAL")
             # Durable: in WAL mode FULL syncs the WAL at every commit, so an acknowledged command
-            # survives a power loss (NORMAL would only survive a crash of the process).
+            # survives a power loss (NORMAL would only survive a crash of the process). _on_begin
+            # keeps it so for every transaction not opened with durable=False.
             cursor.execute("PRAGMA synchronous = FULL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         # The busy timeout is per connection (and the in-memory one is shared): set it for each transaction.
-        timeout = conn.get_execution_options().get(LOCK_TIMEOUT_OPTION, SQLITE_BUSY_TIMEOUT_MS)
+        options = conn.get_execution_options()
+        timeout = options.get(LOCK_TIMEOUT_OPTION, SQLITE_BUSY_TIMEOUT_MS)
         conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(timeout)}")
+        if not in_memory:
+            synchronous = "FULL" if options.get(DURABLE_OPTION, True) else "NORMAL"
+            info = conn.connection.info
+            if info.get("synchronous") != synchronous:  # kept per pooled connection: set on change only
+                conn.exec_driver_sql(f"PRAGMA synchronous = {synchronous}")
+                info["synchronous"] = synchronous
         # Take the write lock up front: a check-then-write (a departure never below zero) cannot race.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -112,15 +126,19 @@ class Database:
         return cls(create_db_engine(url))
 
     @contextmanager
-    def session(self, *, lock_timeout_ms: int | None = None) -> Iterator[Session]:
+    def session(self, *, lock_timeout_ms: int | None = None, durable: bool = True) -> Iterator[Session]:
         """A transaction: committed when the block ends normally, rolled back on any exception.
 
         With `lock_timeout_ms` it waits at most that long for a lock (its turn to write on SQLite, a
         PostgreSQL row or advisory lock) and raises OperationalError instead of waiting on.
+        `durable=False`: its commit does not wait for the disk (see DURABLE_OPTION).
         """
-        bind = self.engine
+        options: dict[str, Any] = {}
         if lock_timeout_ms is not None:
-            bind = self.engine.execution_options(**{LOCK_TIMEOUT_OPTION: lock_timeout_ms})
+            options[LOCK_TIMEOUT_OPTION] = lock_timeout_ms
+        if not durable:
+            options[DURABLE_OPTION] = False
+        bind = self.engine.execution_options(**options) if options else self.engine
         wait_ms = SQLITE_BUSY_TIMEOUT_MS if lock_timeout_ms is None else lock_timeout_ms
         with self._writers.turn(wait_ms / 1000), Session(bind, expire_on_commit=False) as session:
             try:
@@ -130,9 +148,9 @@ class Database:
                 session.rollback()
                 raise
 
-    def request_session(self) -> AbstractContextManager[Session]:
+    def request_session(self, *, durable: bool = True) -> AbstractContextManager[Session]:
         """The transaction of a Slack request: it fails fast rather than outlast Slack's 3 seconds."""
-        return self.session(lock_timeout_ms=REQUEST_LOCK_TIMEOUT_MS)
+        return self.session(lock_timeout_ms=REQUEST_LOCK_TIMEOUT_MS, durable=durable)
 
     def migrate(self) -> None:
         upgrade_to_head(self.engine)

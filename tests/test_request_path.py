@@ -97,3 +97,21 @@ def test_a_unit_of_work_stuck_holding_the_sqlite_writer_fails_its_waiters_instea
     with db.session() as session:  # free again once the holder is done
         assert session.execute(text("SELECT 1")).scalar_one() == 1
     db.dispose()
+
+
+def test_only_the_replay_guard_may_commit_without_waiting_for_the_disk(database_url: str) -> None:
+    db = Database.from_url(database_url)
+    sqlite = db.engine.dialect.name == "sqlite"
+    ask = "PRAGMA synchronous" if sqlite else "SHOW synchronous_commit"
+    durable, relaxed = (2, 1) if sqlite else ("on", "off")  # SQLite: 2 = FULL, 1 = NORMAL
+    try:
+        db.migrate()
+        for _ in range(2):  # and back again, on the same pooled connection
+            with db.request_session(durable=False) as session:
+                assert session.execute(text(ask)).scalar_one() == relaxed
+            with db.request_session() as session:
+                assert session.execute(text(ask)).scalar_one() == durable
+            with db.session() as session:
+                assert session.execute(text(ask)).scalar_one() == durable
+    finally:
+        db.dispose()
