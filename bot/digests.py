@@ -1,7 +1,8 @@
 """Sending the daily digests: what is due, exactly once per subscription and local day.
 
 Every pass (the in-process scheduler each minute, or `liaison digest send-due` from cron) looks at
-each active subscription for yesterday and today (local dates in LIAISON_TIMEZONE):
+each active subscription for today and the week before (local dates in LIAISON_TIMEZONE), so that
+every day Liaison was down is accounted for:
 
 - not due yet, or due before the subscription existed: nothing;
 - a run row exists for that subscription and date: already sent or skipped;
@@ -31,6 +32,7 @@ from storage.models import DigestRun, DigestRunStatus, DigestSubscription
 log = logging.getLogger(__name__)
 
 FIRST_DIGEST_COVERS = timedelta(hours=24)
+DAYS_LOOKED_BACK = 7  # a digest missed that long ago is still recorded as skipped, with the reason
 LONGEST_COVERAGE = timedelta(days=7)
 
 
@@ -87,7 +89,7 @@ def send_due(
     report = DueReport()
     cache = _ChartCache(db, config, now, charts)
     today = now.astimezone(config.zone).date()
-    days = (today - timedelta(days=1), today)
+    days = tuple(today - timedelta(days=back) for back in range(DAYS_LOOKED_BACK, -1, -1))
     with db.session() as session:
         subscriptions = list(digests.active_subscriptions(session))
         done = digests.runs_on(session, [day.isoformat() for day in days])

@@ -306,6 +306,22 @@ def test_a_digest_missed_beyond_the_grace_period_is_skipped_with_the_reason(any_
     assert run_digests(bot.runtime).sent == [f"{CHANNEL} 2026-07-22"]
 
 
+def test_every_day_liaison_was_down_is_recorded_as_skipped(bot: RunningBot) -> None:
+    at_local(bot, paris(2026, 7, 20, 12))
+    subscribe(bot)
+    at_local(bot, paris(2026, 7, 24, 8))  # down from Tuesday to Friday morning
+    report = run_digests(bot.runtime)
+    assert report.skipped == [f"{CHANNEL} 2026-07-{day}" for day in (21, 22, 23)]
+    assert report.sent == [f"{CHANNEL} 2026-07-24"]  # an hour late: within the grace period
+    assert sorted((run.local_date, run.status) for run in runs(bot)) == [
+        ("2026-07-21", DigestRunStatus.SKIPPED),
+        ("2026-07-22", DigestRunStatus.SKIPPED),
+        ("2026-07-23", DigestRunStatus.SKIPPED),
+        ("2026-07-24", DigestRunStatus.SENT),
+    ]
+    assert not run_digests(bot.runtime)  # each day settled once
+
+
 def test_a_subscription_made_after_todays_time_starts_tomorrow(bot: RunningBot) -> None:
     at_local(bot, paris(2026, 7, 20, 8))
     subscribe(bot, "07:00")
