@@ -118,7 +118,7 @@ def _respond_after_failure(
 ) -> None:
     """The press failed and nothing was stored; still tell the person (a transaction of its own)."""
     try:
-        with runtime.db.session() as session:
+        with runtime.db.request_session() as session:
             ctx = CommandContext(session, caller, runtime.clock, runtime.config, command)
             respond(ctx, reply, False)
     except Exception as error:  # the database itself is failing: the log has it

@@ -43,14 +43,15 @@ BUTTONS = re.compile(f"^({ACTION_OWN}|{ACTION_ESCALATE}|{ACTION_RESOLVE})$")
 
 
 def slack_reader(runtime: Runtime) -> WebClient:
-    """The runtime's Web API client with a timeout short enough for Slack's 3-second window."""
+    """The runtime's Web API client with the current bot token (it may have been rotated) and a
+    timeout short enough for Slack's 3-second window; made for each use."""
     reader = copy.copy(runtime.client)
     reader.timeout = int(SLACK_READ_TIMEOUT_S) or 1
+    reader.token = runtime.tokens.current() or reader.token
     return reader
 
 
 def register(app: App, runtime: Runtime) -> None:
-    api = slack_reader(runtime)
 
     @app.command(incident.COMMAND)
     def incident_command(ack: Ack, command: dict[str, Any]) -> None:
@@ -58,7 +59,10 @@ def register(app: App, runtime: Runtime) -> None:
         text = decode(str(command.get("text", "")))  # from Slack's encoding, once, where it enters
         if not text.strip():
             error = _open_modal(
-                runtime, api, str(command.get("trigger_id", "")), ModalContext(caller.channel_id)
+                runtime,
+                slack_reader(runtime),
+                str(command.get("trigger_id", "")),
+                ModalContext(caller.channel_id),
             )
             if error is None:
                 ack()
@@ -66,7 +70,7 @@ def register(app: App, runtime: Runtime) -> None:
                 ack(**_modal_failed(error).to_message())
             return
         target = incident.escalation_target(text)
-        link = card_link(runtime, api, target) if target is not None else None
+        link = card_link(runtime, slack_reader(runtime), target) if target is not None else None
 
         def handle(ctx: CommandContext) -> Reply:
             return incident.handle(clean_text(text, incident.COMMAND), ctx, card_link=link)
@@ -76,16 +80,16 @@ def register(app: App, runtime: Runtime) -> None:
     @app.action(BUTTONS)
     def incident_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
-        press(runtime, api, body, action)
+        press(runtime, slack_reader(runtime), body, action)
 
     @app.view(CALLBACK_ID)
     def incident_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        submit(runtime, api, ack, body, view)
+        submit(runtime, slack_reader(runtime), ack, body, view)
 
     @app.shortcut(SHORTCUT_CALLBACK_ID)
     def incident_from_message(ack: Ack, body: dict[str, Any]) -> None:
         ack()
-        from_message(runtime, api, body)
+        from_message(runtime, slack_reader(runtime), body)
 
 
 # -- the modal -------------------------------------------------------------------------------------
@@ -104,7 +108,7 @@ def _open_modal(
     """Open the modal; None when Slack opened it, else the reason it did not."""
     if not modal.channel:
         return "no_channel"
-    with runtime.db.session() as session:
+    with runtime.db.request_session() as session:
         choices = incidents.country_choices(session)
     view = open_view(
         modal, country_choices=choices, title=title, description=description, source_author=author
@@ -152,7 +156,7 @@ def submit(runtime: Runtime, api: WebClient, ack: Ack, body: dict[str, Any], vie
         team_id=str(user.get("team_id", "")),
     )
     try:
-        with runtime.db.session() as session:
+        with runtime.db.request_session() as session:
             ctx = CommandContext(
                 session=session,
                 caller=caller,
@@ -191,7 +195,7 @@ def from_message(runtime: Runtime, api: WebClient, body: dict[str, Any]) -> None
     )
     response_url = str(body.get("response_url", ""))
     if error is not None and response_url:
-        with runtime.db.session() as session:
+        with runtime.db.request_session() as session:
             outbox.respond(
                 session,
                 response_url,
@@ -230,7 +234,7 @@ def press(runtime: Runtime, api: WebClient, body: dict[str, Any], action: dict[s
     response_url = str(body.get("response_url", ""))
     if reply.in_channel or not response_url:
         return  # applied: the edited card and its thread say so
-    with runtime.db.session() as session:
+    with runtime.db.request_session() as session:
         outbox.respond(
             session,
             response_url,
@@ -256,7 +260,7 @@ def permalink(api: WebClient, channel: str, ts: str) -> str | None:
 
 def card_link(runtime: Runtime, api: WebClient, incident_id: int) -> str | None:
     """The card's permalink: remembered, or asked of Slack once the card is delivered."""
-    with runtime.db.session() as session:
+    with runtime.db.request_session() as session:
         found = incidents.get(session, incident_id)
         if found is None:
             return None
@@ -268,7 +272,7 @@ def card_link(runtime: Runtime, api: WebClient, incident_id: int) -> str | None:
         channel, ts = card.slack_channel, card.slack_ts
     link = permalink(api, channel, ts)
     if link is not None:
-        with runtime.db.session() as session:
+        with runtime.db.request_session() as session:
             incidents.set_card_permalink(session, incident_id, link)
     return link
 
