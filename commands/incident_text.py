@@ -1,8 +1,8 @@
 """Incident text as Slack sends it (entity-encoded, mentions and links in angle brackets) made plain.
 
-Merge note: a shared decoder (decode once at the edge, in `clean_text`) is being written on
-another branch; once it is in, the command path must not decode again here — only view inputs
-and message text (which do not pass through `clean_text`) still need decoding.
+Slash-command text and view inputs are decoded where they enter (`commands.slack_text.decode`); this
+module is for message text made plain for a title (the "Open an incident" shortcut), where mentions
+cannot stay mentions.
 
 Slack encodes `&`, `<`, `>` in slash-command text, view inputs and message text; real mentions
 and links arrive as `<@U123|name>`, `<#C123|name>`, `<!channel>`, `<https://…|label>`. Free text
@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import re
 
+from commands.slack_text import decode_entities
+
 _MARKUP = re.compile(r"<([^<>]*)>")
-
-
-def decode_entities(text: str) -> str:
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def _plain_markup(match: re.Match[str]) -> str:
