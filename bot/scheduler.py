@@ -62,39 +62,38 @@ def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
         timezone=runtime.config.zone,
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
     )
-    scheduler.add_job(
-        _safely(run_reminders),
-        CronTrigger(second=0, timezone=runtime.config.zone),  # every minute, on the minute
-        args=[runtime],
-        id=REMINDER_JOB,
-        name="remind silent countries, escalate to ops",
-        replace_existing=True,
-    )
-    scheduler.add_job(
-        _safely(run_incident_timers),
-        CronTrigger(second=30, timezone=runtime.config.zone),  # every minute, between reminder runs
-        args=[runtime],
-        id=INCIDENT_TIMERS_JOB,
-        name="re-announce sev1/sev2 incidents without an owner or an update",
-        replace_existing=True,
-    )
-    scheduler.add_job(
-        _safely(run_digests),
-        # Due times are computed from the database each minute (DST-exact); this is only the tick.
-        CronTrigger(second=30, timezone=runtime.config.zone),
-        args=[runtime],
-        id=DIGEST_JOB,
-        name="send the daily digests that are due",
-        replace_existing=True,
-    )
-    scheduler.add_job(
-        _safely(run_housekeeping),
-        CronTrigger(minute=17, timezone=runtime.config.zone),
-        args=[runtime],
-        id=HOUSEKEEPING_JOB,
-        name="prune old event ids, command log and request signatures",
-        replace_existing=True,
-    )
+    zone = runtime.config.zone
+    jobs: list[tuple[str, Callable[[Runtime], object], CronTrigger, str]] = [
+        # (id, what, when, what it is for); every minute, on the minute:
+        (
+            REMINDER_JOB,
+            run_reminders,
+            CronTrigger(second=0, timezone=zone),
+            "remind silent countries, escalate to ops",
+        ),
+        # every minute, between reminder runs:
+        (
+            INCIDENT_TIMERS_JOB,
+            run_incident_timers,
+            CronTrigger(second=30, timezone=zone),
+            "re-announce sev1/sev2 incidents without an owner or an update",
+        ),
+        # due times are computed from the database each minute (DST-exact); this is only the tick:
+        (
+            DIGEST_JOB,
+            run_digests,
+            CronTrigger(second=30, timezone=zone),
+            "send the daily digests that are due",
+        ),
+        (
+            HOUSEKEEPING_JOB,
+            run_housekeeping,
+            CronTrigger(minute=17, timezone=zone),
+            "prune old event ids, command log and request signatures",
+        ),
+    ]
+    for job_id, job, trigger, name in jobs:
+        scheduler.add_job(_safely(job), trigger, args=[runtime], id=job_id, name=name, replace_existing=True)
     return scheduler
 
 
