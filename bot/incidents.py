@@ -8,7 +8,6 @@ sends goes through the outbox, in the transaction of the change it reports.
 
 from __future__ import annotations
 
-import copy
 import logging
 import re
 from typing import Any
@@ -20,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 from bot.dispatch import caller_from_command, run_in_context
 from bot.errors import unexpected_error_reply
 from bot.runtime import Runtime
+from bot.tokens import client_with
 from commands import incident
 from commands.blocks import section
 from commands.common import Caller, CommandContext, Reply, UsageError, clean_text
@@ -38,17 +38,14 @@ from storage import incidents, outbox
 
 log = logging.getLogger(__name__)
 
-SLACK_READ_TIMEOUT_S = 2.0
+SLACK_READ_TIMEOUT_S = 2
 BUTTONS = re.compile(f"^({ACTION_OWN}|{ACTION_ESCALATE}|{ACTION_RESOLVE})$")
 
 
 def slack_reader(runtime: Runtime) -> WebClient:
     """The runtime's Web API client with the current bot token (it may have been rotated) and a
     timeout short enough for Slack's 3-second window; made for each use."""
-    reader = copy.copy(runtime.client)
-    reader.timeout = int(SLACK_READ_TIMEOUT_S) or 1
-    reader.token = runtime.tokens.current() or reader.token
-    return reader
+    return client_with(runtime.client, token=runtime.tokens.current(), timeout=SLACK_READ_TIMEOUT_S)
 
 
 def register(app: App, runtime: Runtime) -> None:

@@ -34,7 +34,7 @@ from sqlmodel import Session
 
 from bot import reconcile
 from bot.slack_errors import ErrorKind, advice_for, classify
-from bot.tokens import StaticToken, TokenError, TokenSource
+from bot.tokens import StaticToken, TokenError, TokenSource, client_with
 from bot.uploads import upload_file
 from storage import outbox
 from storage.clock import Clock
@@ -339,17 +339,9 @@ class OutboxWorker:
     # -- the Web API calls ------------------------------------------------------------------------
 
     def _client_for(self, token: str) -> WebClient:
-        if token == self._client.token:
-            return self._client
         client = self._clients.get(token)
         if client is None:
-            client = WebClient(
-                token=token,
-                base_url=self._client.base_url,
-                timeout=self._client.timeout,
-                retry_handlers=[],
-                logger=self._client.logger,
-            )
+            client = client_with(self._client, token=token)
             self._clients = {token: client}  # the previous token is done with
         return client
 

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.tokens import client_with
+
 log = logging.getLogger(__name__)
 
 READ_TIMEOUT_S = 1
@@ -26,20 +28,8 @@ class SlackChannels:
 
     @classmethod
     def reading_with(cls, client: WebClient, token: Callable[[], str]) -> SlackChannels:
-        """A copy of `client` with a short timeout and the current bot `token`, made when first
-        needed (a WebClient subclass, such as the shell's, as is)."""
-
-        def reader() -> WebClient:
-            if type(client) is not WebClient:
-                return client
-            return WebClient(
-                token=token() or client.token,
-                base_url=client.base_url,
-                timeout=READ_TIMEOUT_S,
-                retry_handlers=[],
-            )
-
-        return cls(reader)
+        """`client` with a short timeout and the current bot `token`, made when first needed."""
+        return cls(lambda: client_with(client, token=token(), timeout=READ_TIMEOUT_S))
 
     def bot_is_member(self, channel_id: str) -> bool | None:
         try:

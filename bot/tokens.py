@@ -8,6 +8,7 @@ processes never spend the same refresh token, and the others read the new token 
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from datetime import datetime, timedelta
@@ -27,6 +28,18 @@ log = logging.getLogger(__name__)
 
 REFRESH_MARGIN = timedelta(minutes=10)  # refresh this long before the token expires
 CACHE_FOR = timedelta(seconds=30)  # re-read the shared row at most this often
+
+
+def client_with(template: WebClient, *, token: str, timeout: int | None = None) -> WebClient:
+    """`template` (its base URL, logger, no retries; a subclass such as the shell's stays one) with
+    `token` — the current one, which rotation may have renewed — and, if given, another timeout."""
+    if token == template.token and timeout in (None, template.timeout):
+        return template
+    client = copy.copy(template)
+    client.token = token or template.token
+    if timeout is not None:
+        client.timeout = timeout
+    return client
 
 
 class TokenError(RuntimeError):
