@@ -8,14 +8,20 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from slack_bolt import Ack, App, BoltResponse
+from slack_bolt import Ack, App, BoltContext, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bot import home, incidents
-from bot.dispatch import caller_from_command, handle_alert_ack, handle_duplicate_choice, run_command
+from bot.dispatch import (
+    caller_from_command,
+    handle_alert_ack,
+    handle_duplicate_choice,
+    replay_guard,
+    run_command,
+)
 from bot.errors import is_database_busy
 from bot.registry import COMMAND_MODULES
 from bot.runtime import Runtime
@@ -109,8 +115,9 @@ def register(app: App, runtime: Runtime) -> None:
 
 
 def _command_listener(runtime: Runtime, module: Any) -> Any:
-    def listener(ack: Ack, command: dict[str, Any]) -> None:
-        reply = run_command(runtime, module, caller_from_command(command), str(command.get("text", "")))
+    def listener(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
+        caller, text = caller_from_command(command), str(command.get("text", ""))
+        reply = run_command(runtime, module, caller, text, replay_guard(context))
         ack(**reply.to_message())
 
     listener.__name__ = f"command_{module.COMMAND.strip('/')}"

@@ -12,7 +12,7 @@ from typing import Any
 from sqlmodel import Session
 
 from bot import home
-from bot.errors import unexpected_error_reply
+from bot.errors import replay_reply, unexpected_error_reply
 from bot.registry import COMMANDS
 from bot.runtime import Runtime
 from bot.slack_reads import SlackChannels
@@ -20,7 +20,7 @@ from commands import alert, duplicates
 from commands.blocks import escape, section
 from commands.common import Caller, CommandContext, Reply, UsageError, clean_text
 from commands.slack_text import decode
-from storage import changes, outbox
+from storage import changes, outbox, replays
 from storage.models import PendingCommand
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,9 @@ def caller_from_command(body: dict[str, Any]) -> Caller:
     )
 
 
-def run_command(runtime: Runtime, module: ModuleType, caller: Caller, slack_text: str) -> Reply:
+def run_command(
+    runtime: Runtime, module: ModuleType, caller: Caller, slack_text: str, guard: replays.Guard | None = None
+) -> Reply:
     """A slash command as Slack sent it: its text is decoded from Slack's encoding here, once."""
     command = str(module.COMMAND)
     text = decode(slack_text)
@@ -46,7 +48,13 @@ def run_command(runtime: Runtime, module: ModuleType, caller: Caller, slack_text
         reply: Reply = module.handle(clean_text(text, command), ctx)
         return reply
 
-    return run_in_context(runtime, caller, command, handle)
+    return run_in_context(runtime, caller, command, handle, guard=guard)
+
+
+def replay_guard(context: dict[str, Any]) -> replays.Guard | None:
+    """The guard the edge (bot/slack_edge.py) put in Bolt's context for a slash command."""
+    guard = context.get(replays.GUARD_CONTEXT_KEY)
+    return guard if isinstance(guard, replays.Guard) else None
 
 
 # Enqueues the answers to a button press: (context, reply, whether the handler's work stands).
@@ -61,14 +69,20 @@ def run_in_context(
     *,
     confirmed_duplicate: bool = False,
     respond: Respond | None = None,
+    guard: replays.Guard | None = None,
 ) -> Reply:
     """One transaction: committed with its outbox messages, or rolled back whole on any error.
 
     With `respond` (a button press: the answer goes out through the outbox), the answer is enqueued in
     the same transaction; a refusal rolls back only what the handler did, then its answer is enqueued.
+    With `guard`, the request's signature is remembered in the same transaction, and a replay is
+    answered without acting.
     """
     try:
         with runtime.db.request_session() as session:
+            if guard is not None and not guard.first_time(session):
+                log.warning("refused a replayed %s command (signature already used)", command)
+                return replay_reply()
             ctx = CommandContext(
                 session=session,
                 caller=caller,
@@ -92,8 +106,12 @@ def run_in_context(
             if changes.board_changed(session):
                 _refresh_home_boards(runtime, session)
     except UsageError as error:
+        if guard is not None:
+            guard.refused()
         return error.reply()
     except Exception as error:
+        if guard is not None:
+            guard.failed()
         reply = unexpected_error_reply(error, command)
         if respond is not None:
             _respond_after_failure(runtime, caller, command, respond, reply)

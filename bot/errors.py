@@ -28,6 +28,16 @@ def is_database_busy(error: BaseException) -> bool:
     return "database is locked" in str(error.orig) or "database table is locked" in str(error.orig)
 
 
+REPLAY_MESSAGE = (
+    ":repeat: This exact request was already received and handled; nothing was recorded again. "
+    "To record it again, type the command again."
+)
+
+
+def replay_reply() -> Reply:
+    return Reply(text=REPLAY_MESSAGE)
+
+
 def busy_reply() -> Reply:
     return UsageError(BUSY_MESSAGE, hint=BUSY_HINT).reply()
 

@@ -12,11 +12,11 @@ import logging
 import re
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.dispatch import caller_from_command, run_in_context
+from bot.dispatch import caller_from_command, replay_guard, run_in_context
 from bot.errors import unexpected_error_reply
 from bot.runtime import Runtime
 from bot.tokens import client_with
@@ -51,7 +51,7 @@ def slack_reader(runtime: Runtime) -> WebClient:
 def register(app: App, runtime: Runtime) -> None:
 
     @app.command(incident.COMMAND)
-    def incident_command(ack: Ack, command: dict[str, Any]) -> None:
+    def incident_command(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
         caller = caller_from_command(command)
         text = decode(str(command.get("text", "")))  # from Slack's encoding, once, where it enters
         if not text.strip():
@@ -72,7 +72,8 @@ def register(app: App, runtime: Runtime) -> None:
         def handle(ctx: CommandContext) -> Reply:
             return incident.handle(clean_text(text, incident.COMMAND), ctx, card_link=link)
 
-        ack(**run_in_context(runtime, caller, incident.COMMAND, handle).to_message())
+        reply = run_in_context(runtime, caller, incident.COMMAND, handle, guard=replay_guard(context))
+        ack(**reply.to_message())
 
     @app.action(BUTTONS)
     def incident_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:

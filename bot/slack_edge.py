@@ -28,7 +28,7 @@ from slack_bolt.request import BoltRequest
 from slack_bolt.request.internals import build_context
 
 from bot import payloads
-from bot.errors import is_database_busy, unexpected_error_reply
+from bot.errors import is_database_busy
 from storage import replays
 from storage.clock import Clock
 from storage.db import Database
@@ -40,10 +40,6 @@ log = logging.getLogger("liaison.edge")
 
 SIGNATURE_WINDOW = timedelta(minutes=5)  # Slack's: a timestamp further from now is refused
 MAX_BODY_BYTES = 1_000_000
-REPLAY_REPLY = (
-    ":repeat: This exact request was already received and handled; nothing was recorded again. "
-    "To record it again, type the command again."
-)
 
 
 @dataclass(frozen=True)
@@ -148,7 +144,16 @@ class SlackEndpoint:
             return self._refuse(Answer.text(400, "the body is not UTF-8"), "signed, not UTF-8", remote)
         except payloads.BadPayload as error:
             return self._refuse(Answer.text(400, f"malformed Slack request: {error}"), str(error), remote)
-        seen = self._first_time(signature, int(timestamp), envelope)
+        expires_at = datetime.fromtimestamp(int(timestamp), UTC) + SIGNATURE_WINDOW
+        if envelope.is_command:
+            # Remembered in the command's own transaction (one commit per command); if no transaction
+            # of the command took it (a refusal rolled back, the modal of `/incident`), here after.
+            guard = replays.Guard(signature, expires_at)
+            answer = self._dispatch(environ, raw.decode("utf-8"), envelope, guard)
+            if not guard.settled:
+                self._remember_after(guard, envelope)
+            return answer
+        seen = self._first_time(signature, expires_at, envelope)
         if seen is not None:
             return seen
         return self._dispatch(environ, raw.decode("utf-8"), envelope)
@@ -165,17 +170,14 @@ class SlackEndpoint:
         stream = environ.get("wsgi.input")
         return bytes(stream.read(length)) if stream is not None and length else b""
 
-    def _first_time(self, signature: str, timestamp: int, envelope: payloads.Envelope) -> Answer | None:
+    def _first_time(self, signature: str, expires_at: datetime, envelope: payloads.Envelope) -> Answer | None:
         """None when the request is new; else the answer to a replay, or to a database too busy to tell."""
-        expires_at = datetime.fromtimestamp(timestamp, UTC) + SIGNATURE_WINDOW
         try:
             # Not synced on its own: the command's durable commit syncs it along; a power cut could
             # at worst forget a signature, never an acknowledged command.
             with self._db.request_session(durable=False) as session:
                 first = replays.remember(session, signature, expires_at)
         except Exception as error:
-            if envelope.is_command:  # busy: "try again"; else an error id, logged with its traceback
-                return Answer.json(unexpected_error_reply(error, "the replay check").to_message())
             if is_database_busy(error):
                 log.warning("database busy: could not check a %s request for replay", envelope.kind)
                 return Answer.text(503, "busy, try again")
@@ -184,17 +186,32 @@ class SlackEndpoint:
         if first:
             return None
         log.warning("refused a replayed %s request (signature already used)", envelope.kind)
-        if envelope.is_command:
-            return Answer.json({"response_type": "ephemeral", "text": REPLAY_REPLY})
         return Answer(200)
 
-    def _dispatch(self, environ: WSGIEnvironment, text: str, envelope: payloads.Envelope) -> Answer:
+    def _remember_after(self, guard: replays.Guard, envelope: payloads.Envelope) -> None:
+        """A command answered without a transaction of its own: remember its signature now."""
+        try:
+            with self._db.request_session(durable=False) as session:
+                if not guard.first_time(session):
+                    log.warning("a %s command was replayed while the first was answered", envelope.kind)
+        except Exception as error:  # the command was answered; a busy database only costs the note
+            log.warning("could not remember a command's signature: %s", type(error).__name__)
+
+    def _dispatch(
+        self,
+        environ: WSGIEnvironment,
+        text: str,
+        envelope: payloads.Envelope,
+        guard: replays.Guard | None = None,
+    ) -> Answer:
         wsgi = WsgiHttpRequest(environ)
         request = BoltRequest(body=text, query=wsgi.query_string, headers=wsgi.get_headers())
         # Bolt re-parses the body with a heuristic (a command whose text contains "payload" parses
         # as empty); use the body checked above.
         request.body = envelope.body
         request.context = build_context(BoltContext({}), envelope.body)
+        if guard is not None:
+            request.context[replays.GUARD_CONTEXT_KEY] = guard
         response: BoltResponse = self._app.dispatch(request)
         content_type = (response.headers.get("content-type") or ["text/plain; charset=utf-8"])[0]
         return Answer(response.status, response.body.encode(), content_type)

@@ -8,16 +8,36 @@ same entry, even with another command typed in between.
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete
 from sqlmodel import col
 
 from commands.blocks import actions, button, context, escape, section
 from commands.common import CommandContext, Reply, format_local_time
 from commands.parsing import quote
+from storage.lean import Statements, stored_time
 from storage.models import CommandLog, PendingCommand
 
 ACTION_RECORD_AGAIN = "duplicate_record_again"
 ACTION_DISCARD = "duplicate_discard"
+# Plain statements (storage.lean): every recording command runs both.
+_PREVIOUS = (
+    "SELECT created_at FROM command_log WHERE user_id = ? AND created_at >= ? AND command = ? "
+    "AND normalized_text = ? ORDER BY id DESC LIMIT 1"
+)
+_REMEMBER = (
+    "INSERT INTO command_log (user_id, channel_id, command, normalized_text, created_at) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+
+
+@dataclass(frozen=True)
+class Previous:
+    """The earlier recording a retyped command matches."""
+
+    created_at: datetime
 
 
 def meaning(*parts: object) -> str:
@@ -30,19 +50,11 @@ def check(ctx: CommandContext, key: str, text: str) -> Reply | None:
     window = ctx.config.duplicate_window
     if ctx.confirmed_duplicate or window.total_seconds() <= 0:
         return None
-    previous = ctx.session.execute(
-        select(CommandLog)
-        .where(
-            col(CommandLog.user_id) == ctx.caller.user_id,
-            col(CommandLog.created_at) >= ctx.now() - window,
-            col(CommandLog.command) == ctx.command,
-            col(CommandLog.normalized_text) == key,
-        )
-        .order_by(col(CommandLog.id).desc())
-        .limit(1)
-    ).scalar_one_or_none()
-    if previous is None:
+    sql = Statements(ctx.session)
+    row = sql.one(_PREVIOUS, (ctx.caller.user_id, sql.when(ctx.now() - window), ctx.command, key))
+    if row is None:
         return None
+    previous = Previous(created_at=stored_time(row[0]))
     pending = PendingCommand(
         user_id=ctx.caller.user_id,
         user_name=ctx.caller.user_name,
@@ -59,15 +71,9 @@ def check(ctx: CommandContext, key: str, text: str) -> Reply | None:
 
 def remember(ctx: CommandContext, key: str) -> None:
     """Log a recording that was carried out, for the next duplicate check."""
-    ctx.session.add(
-        CommandLog(
-            user_id=ctx.caller.user_id,
-            channel_id=ctx.caller.channel_id,
-            command=ctx.command,
-            normalized_text=key,
-            created_at=ctx.now(),
-        )
-    )
+    sql = Statements(ctx.session)
+    caller = ctx.caller
+    sql.execute(_REMEMBER, (caller.user_id, caller.channel_id, ctx.command, key, sql.when(ctx.now())))
 
 
 def forget(ctx: CommandContext, key: str) -> None:
@@ -81,7 +87,9 @@ def forget(ctx: CommandContext, key: str) -> None:
     )
 
 
-def confirmation_reply(ctx: CommandContext, pending: PendingCommand, previous: CommandLog) -> Reply:
+def confirmation_reply(
+    ctx: CommandContext, pending: PendingCommand, previous: Previous | CommandLog
+) -> Reply:
     typed = quote(f"{pending.command} {pending.text}")
     when = format_local_time(previous.created_at, ctx.config.zone, ctx.now())
     minutes = max(1, int(ctx.config.duplicate_window.total_seconds() // 60))

@@ -21,10 +21,11 @@ from commands.countries import Country, country_by_code, flag
 from commands.parsing import Tail, count_from, parse_tail, split_country_and_count
 from commands.permissions import require_can_record
 from commands.slack_text import show
-from storage import ledger, totals
+from storage import ledger, recording, totals
 from storage.db import serialize_on
 from storage.ledger import Bucket
 from storage.models import Movement, MovementKind
+from storage.recording import Entry
 
 TODAY_LIMIT = 40
 
@@ -112,29 +113,35 @@ def record(request: Record, kind: MovementKind, text: str, ctx: CommandContext) 
     country, capability = request.country, request.tail.capability
     cap_key = capability.key if capability else None
     require_can_record(ctx, country)
-    serialize_on(ctx.session, f"country:{country.code}")
+    if kind is MovementKind.DEPARTURE:
+        serialize_on(ctx.session, f"country:{country.code}")  # never below zero on duty
+    else:
+        # An arrival only adds (its totals row is updated atomically): only the caller's retyped
+        # command must not race its duplicate check, so arrivals for one country run side by side.
+        serialize_on(ctx.session, f"user:{ctx.caller.user_id}")
     key = duplicates.meaning(kind.value, country.code, request.count, cap_key, request.tail.location)
     prompt = duplicates.check(ctx, key, text)
     if prompt is not None:
         return prompt
     if kind is MovementKind.DEPARTURE:
         _check_enough_on_duty(ctx, country, capability, request.count)
-    movement = Movement(
-        country=country.code,
-        kind=kind,
-        count=request.count,
-        capability=cap_key,
-        location=request.tail.location,
-        note=request.tail.note,
-        recorded_by=ctx.caller.user_id,
-        channel_id=ctx.caller.channel_id,
-        command_text=f"{ctx.command} {text}",
-        created_at=ctx.now(),
+    entry = recording.record_movement(
+        ctx.session,
+        Entry(
+            country=country.code,
+            kind=kind,
+            count=request.count,
+            capability=cap_key,
+            location=request.tail.location,
+            note=request.tail.note,
+            recorded_by=ctx.caller.user_id,
+            channel_id=ctx.caller.channel_id,
+            command_text=f"{ctx.command} {text}",
+            created_at=ctx.now(),
+        ),
     )
-    ctx.session.add(movement)
     duplicates.remember(ctx, key)
-    ctx.session.flush()
-    return recorded_reply(movement, country, ctx)
+    return recorded_reply(entry, country, ctx)
 
 
 def _check_enough_on_duty(
@@ -217,7 +224,7 @@ def undo(kind: MovementKind, ctx: CommandContext) -> Reply:
     )
 
 
-def _movement_summary(movement: Movement, country: Country) -> str:
+def _movement_summary(movement: Movement | Entry, country: Country) -> str:
     kind = MovementKind(movement.kind)
     parts = [f"{country.name}: {abs(movement.count):,} {VERB[kind]}"]
     if movement.capability:
@@ -241,7 +248,7 @@ def _totals_line(bucket: Bucket) -> str:
     )
 
 
-def recorded_reply(movement: Movement, country: Country, ctx: CommandContext) -> Reply:
+def recorded_reply(movement: Movement | Entry, country: Country, ctx: CommandContext) -> Reply:
     kind = MovementKind(movement.kind)
     now_total = _country_totals(ctx, country)
     by = mention(ctx.caller.user_id)

@@ -15,9 +15,9 @@ def roles_of(ctx: CommandContext, user_id: str | None = None) -> set[Role]:
     roles: set[Role] = set()
     if user_id in ctx.config.admins:
         roles.add(Role.ADMIN)
-    row = directory.role_of(ctx.session, user_id)
-    if row is not None:
-        roles.add(Role(row.role))
+    role = directory.role_name(ctx.session, user_id)
+    if role is not None:
+        roles.add(Role(role))
     return roles
 
 

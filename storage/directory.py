@@ -7,11 +7,18 @@ from collections.abc import Sequence
 from sqlalchemy import delete, select
 from sqlmodel import Session, col
 
+from storage.lean import Statements
 from storage.models import ChannelLink, LiaisonAssignment, UserRole
 
 
 def role_of(session: Session, user_id: str) -> UserRole | None:
     return session.get(UserRole, user_id)
+
+
+def role_name(session: Session, user_id: str) -> str | None:
+    """The role granted to `user_id` (a plain read: every recording command asks)."""
+    row = Statements(session).one("SELECT role FROM user_role WHERE user_id = ?", (user_id,))
+    return None if row is None else str(row[0])
 
 
 def users_with_role(session: Session) -> Sequence[UserRole]:
@@ -21,12 +28,10 @@ def users_with_role(session: Session) -> Sequence[UserRole]:
 
 
 def liaisons_of(session: Session, country: str) -> list[str]:
-    query = (
-        select(col(LiaisonAssignment.user_id))
-        .where(col(LiaisonAssignment.country) == country)
-        .order_by(col(LiaisonAssignment.id))
+    rows = Statements(session).all(
+        "SELECT user_id FROM liaison_assignment WHERE country = ? ORDER BY id", (country,)
     )
-    return list(session.execute(query).scalars().all())
+    return [str(user_id) for (user_id,) in rows]
 
 
 def countries_of(session: Session, user_id: str) -> list[str]:

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, event, func, select, text
 from sqlalchemy.orm import UOWTransaction
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from storage import ledger
+from storage.lean import Statements
 from storage.ledger import CountryStatus
 from storage.models import DeploymentTotal, Movement, MovementKind, Pledge
 
@@ -30,22 +31,35 @@ def _capability(key: str) -> str | None:
     return None if key == NO_CAPABILITY else key
 
 
+_SELECT = "SELECT country, capability, pledged, arrived, departed FROM deployment_total"
+
+
 def deployment_status(session: Session, country: str | None = None) -> dict[str, CountryStatus]:
     """The same answer as `ledger.deployment_status`, read from the running totals (one small query)."""
-    t = DeploymentTotal
-    query = select(col(t.country), col(t.capability), col(t.pledged), col(t.arrived), col(t.departed))
-    if country is not None:
-        query = query.where(col(t.country) == country)
+    sql = Statements(session)
+    if country is None:
+        rows = sql.all(_SELECT + " ORDER BY country")
+    else:
+        rows = sql.all(_SELECT + " WHERE country = ?", (country,))
     statuses: dict[str, CountryStatus] = {}
-    for code, capability, pledged, arrived, departed in session.execute(query.order_by(col(t.country))):
+    for code, capability, pledged, arrived, departed in rows:
         bucket = statuses.setdefault(code, CountryStatus(code)).bucket(_capability(capability))
-        bucket.pledged, bucket.arrived, bucket.departed = pledged, arrived, departed
+        bucket.pledged, bucket.arrived, bucket.departed = int(pledged), int(arrived), int(departed)
     return statuses
 
 
 def on_duty(session: Session, country: str, capability: str | None) -> int:
-    row = session.get(DeploymentTotal, (country, _key(capability)))
-    return 0 if row is None else row.arrived - row.departed
+    row = Statements(session).one(
+        "SELECT arrived - departed FROM deployment_total WHERE country = ? AND capability = ?",
+        (country, _key(capability)),
+    )
+    return 0 if row is None else int(row[0])
+
+
+def add_movement(sql: Statements, country: str, capability: str | None, arrived: int, departed: int) -> None:
+    """The totals of a movement row written on the driver's cursor (the flush listener below sees
+    only rows written through the ORM)."""
+    sql.execute(_ADD_MOVEMENTS_PLAIN, (country, _key(capability), arrived, departed))
 
 
 @dataclass
@@ -85,6 +99,14 @@ _ADD_WITH_PLEDGE = text(
     "INSERT INTO deployment_total (country, capability, pledged, arrived, departed) "
     "VALUES (:country, :capability, :pledged, :arrived, :departed) "
     "ON CONFLICT (country, capability) DO UPDATE SET pledged = excluded.pledged, "
+    "arrived = deployment_total.arrived + excluded.arrived, "
+    "departed = deployment_total.departed + excluded.departed"
+)
+
+
+_ADD_MOVEMENTS_PLAIN = (
+    "INSERT INTO deployment_total (country, capability, pledged, arrived, departed) VALUES (?, ?, 0, ?, ?) "
+    "ON CONFLICT (country, capability) DO UPDATE SET "
     "arrived = deployment_total.arrived + excluded.arrived, "
     "departed = deployment_total.departed + excluded.departed"
 )
