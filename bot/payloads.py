@@ -52,7 +52,7 @@ def media_type(content_type: str) -> str:
 
 def is_ssl_check(content_type: str, raw: bytes) -> bool:
     """Slack's `ssl_check=1` probe (answered with an empty 200, like Bolt does, signed or not)."""
-    if media_type(content_type) != FORM or len(raw) > 512:
+    if media_type(content_type) != FORM or len(raw) > 512 or b"ssl_check" not in raw:
         return False
     try:
         fields = dict(parse_qsl(raw.decode("ascii"), keep_blank_values=True))

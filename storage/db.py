@@ -13,7 +13,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import QueuePool, StaticPool
@@ -29,7 +29,7 @@ REQUEST_LOCK_TIMEOUT_MS = 1_500
 STATEMENT_TIMEOUT_MARGIN_MS = 1_000  # PostgreSQL: a statement may run this much longer than a lock wait
 LOCK_TIMEOUT_OPTION = "liaison_lock_timeout_ms"
 # A transaction whose loss in a power cut costs nothing (the replay guard's note of a signature) may
-# skip its own sync: the next durable commit syncs it along (SQLite's WAL and PostgreSQL's are in order).
+# skip its own sync on PostgreSQL: the next durable commit syncs it along (the WAL is in order).
 DURABLE_OPTION = "liaison_durable"
 # Connections kept open per process: one per thread that touches the database at once (HTTP and
 # listener threads, outbox delivery, scheduler); more are opened, and closed again, past that.
@@ -91,8 +91,8 @@ def _create_sqlite_engine(url: str) -> Engine:
         if not in_memory:
             cursor.execute("PRAGMA journal_mode = WAL")
             # Durable: in WAL mode FULL syncs the WAL at every commit, so an acknowledged command
-            # survives a power loss (NORMAL would only survive a crash of the process). _on_begin
-            # keeps it so for every transaction not opened with durable=False.
+            # survives a power loss (NORMAL would only survive a crash of the process). Group
+            # commit (GroupCommit) shares each sync among the units of work committed together.
             cursor.execute("PRAGMA synchronous = FULL")
         cursor.close()
 
@@ -102,12 +102,6 @@ def _create_sqlite_engine(url: str) -> Engine:
         options = conn.get_execution_options()
         timeout = options.get(LOCK_TIMEOUT_OPTION, SQLITE_BUSY_TIMEOUT_MS)
         conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(timeout)}")
-        if not in_memory:
-            synchronous = "FULL" if options.get(DURABLE_OPTION, True) else "NORMAL"
-            info = conn.connection.info
-            if info.get("synchronous") != synchronous:  # kept per pooled connection: set on change only
-                conn.exec_driver_sql(f"PRAGMA synchronous = {synchronous}")
-                info["synchronous"] = synchronous
         # Take the write lock up front: a check-then-write (a departure never below zero) cannot race.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -119,28 +113,35 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._writers = _WriterQueue.for_engine(engine)
+        self._group = GroupCommit(engine) if engine.dialect.name == "sqlite" else None
 
     @classmethod
     def from_url(cls, url: str) -> Database:
         return cls(create_db_engine(url))
 
-    @contextmanager
-    def session(self, *, lock_timeout_ms: int | None = None, durable: bool = True) -> Iterator[Session]:
+    def session(
+        self, *, lock_timeout_ms: int | None = None, durable: bool = True
+    ) -> AbstractContextManager[Session]:
         """A transaction: committed when the block ends normally, rolled back on any exception.
 
         With `lock_timeout_ms` it waits at most that long for a lock (its turn to write on SQLite, a
         PostgreSQL row or advisory lock) and raises OperationalError instead of waiting on.
-        `durable=False`: its commit does not wait for the disk (see DURABLE_OPTION).
+        `durable=False`: its commit need not wait for the disk (see DURABLE_OPTION; on SQLite every
+        commit is durable, its cost shared by a group of units of work).
         """
+        if self._group is not None:
+            return self._group.unit(lock_timeout_ms)
+        return self._pooled_session(lock_timeout_ms, durable)
+
+    @contextmanager
+    def _pooled_session(self, lock_timeout_ms: int | None, durable: bool) -> Iterator[Session]:
         options: dict[str, Any] = {}
         if lock_timeout_ms is not None:
             options[LOCK_TIMEOUT_OPTION] = lock_timeout_ms
         if not durable:
             options[DURABLE_OPTION] = False
         bind = self.engine.execution_options(**options) if options else self.engine
-        wait_ms = SQLITE_BUSY_TIMEOUT_MS if lock_timeout_ms is None else lock_timeout_ms
-        with self._writers.turn(wait_ms / 1000), Session(bind, expire_on_commit=False) as session:
+        with Session(bind, expire_on_commit=False) as session:
             try:
                 yield session
                 session.commit()
@@ -156,47 +157,183 @@ class Database:
         upgrade_to_head(self.engine)
 
     def dispose(self) -> None:
+        if self._group is not None:
+            self._group.close()
         self.engine.dispose()
-        self._writers.close()
 
 
-class _WriterQueue:
-    """SQLite has one writer at a time, and every transaction here takes the write lock (BEGIN
-    IMMEDIATE). Waiting for it in SQLite's busy handler means sleeping in steps of up to 100 ms:
-    under 10 concurrent commands that made p99 over 2 s (bench/RESULTS.md). So units of work queue
-    here instead: threads of a process on a lock, processes sharing the file on an flock of a
-    sidecar file; both wake the next waiter as soon as the holder is done."""
+class _Batch:
+    """Units of work sharing one SQLite transaction; each waits for the one commit of them all."""
 
-    def __init__(self, lock_path: str | None) -> None:
-        self._lock = threading.RLock()
-        self._depth = 0  # nested units of work in the thread holding the lock
+    __slots__ = ("done", "error", "opened_at", "size")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self.opened_at = time.monotonic()
+        self.size = 0
+
+
+class GroupCommit:
+    """SQLite writes through one connection per process, and commits for a group of units of work.
+
+    SQLite has one writer, and every transaction here takes the write lock (BEGIN IMMEDIATE); a
+    durable commit syncs the WAL (~0.2-0.3 ms, more on a shared disk). Units of work therefore take
+    turns on a lock (threads of this process) and on an flock of a sidecar file (processes sharing
+    the file) — waiting in SQLite's own busy handler means sleeping in steps of up to 100 ms, which
+    made p99 over 2 s under 10 concurrent commands (bench/RESULTS.md). A unit runs in a savepoint of
+    the open transaction, so a failing unit rolls back alone. When it ends and other requests are
+    queued, the transaction is left open for them; the last one commits for the group, and every
+    member returns only once that commit is on disk. So a Slack command is still acknowledged only
+    after its own data is durable, and one sync serves many commands.
+
+    Slack requests (units with a lock timeout) join an open group for up to MAX_GROUP_AGE_S;
+    background work (the outbox, the scheduler, exports) commits any open group first and runs in
+    a transaction of its own, so a long job never delays a command's acknowledgement.
+    """
+
+    MAX_GROUP = 64
+    MAX_GROUP_AGE_S = 0.005
+    RESCUE_AFTER_S = 0.05  # a member whose group is still open after this commits it itself
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._owner: int | None = None  # the thread holding the turn (nested units reuse it)
+        self._waiting = 0
+        self._counter = threading.Lock()
+        lock_path = _sqlite_lock_path(engine)
         self._file = open(lock_path, "a+b") if lock_path else None  # noqa: SIM115  (kept open)
-
-    @classmethod
-    def for_engine(cls, engine: Engine) -> _WriterQueue | _NoQueue:
-        if engine.dialect.name != "sqlite":
-            return _NoQueue()
-        return cls(_sqlite_lock_path(engine))
+        self._connection: Connection | None = None
+        self._transaction: Any = None
+        self._batch: _Batch | None = None
 
     @contextmanager
-    def turn(self, timeout_s: float) -> Iterator[None]:
-        """Wait at most `timeout_s` for the turn (a stuck holder fails its waiters, never hangs them;
-        a Slack request waits less than Slack's 3 s)."""
+    def unit(self, lock_timeout_ms: int | None) -> Iterator[Session]:
+        if self._owner == threading.get_ident():  # nested in this thread's unit: a savepoint of it
+            assert self._connection is not None
+            with self._session(self._connection) as session:
+                yield session
+            return
+        timeout_s = (SQLITE_BUSY_TIMEOUT_MS if lock_timeout_ms is None else lock_timeout_ms) / 1000
         deadline = time.monotonic() + timeout_s
-        if not self._lock.acquire(timeout=timeout_s):
-            raise _busy("waiting for the SQLite writer in this process")
+        self._take_turn(timeout_s)
+        failed = False
         try:
-            self._depth += 1
+            batch = self._join(lock_timeout_ms, deadline)
+            assert self._connection is not None
             try:
-                if self._depth == 1 and self._file is not None:
-                    self._lock_file(deadline)
-                yield
+                with self._session(self._connection) as session:
+                    yield session
+            except BaseException:
+                failed = True
+                raise
             finally:
-                self._depth -= 1
-                if self._depth == 0 and self._file is not None:
-                    fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+                self._end_unit(batch)
         finally:
+            self._owner = None
             self._lock.release()
+        if not failed:
+            self._wait_committed(batch)
+
+    @contextmanager
+    def _session(self, connection: Connection) -> Iterator[Session]:
+        with Session(connection, expire_on_commit=False, join_transaction_mode="create_savepoint") as session:
+            try:
+                yield session
+                session.commit()  # releases the unit's savepoint
+            except BaseException:
+                session.rollback()  # back to the unit's savepoint: the group's other work stands
+                raise
+
+    def _take_turn(self, timeout_s: float) -> None:
+        with self._counter:
+            self._waiting += 1
+        try:
+            if not self._lock.acquire(timeout=timeout_s):
+                raise _busy("waiting for the SQLite writer in this process")
+        finally:
+            with self._counter:
+                self._waiting -= 1
+        self._owner = threading.get_ident()
+
+    def _join(self, lock_timeout_ms: int | None, deadline: float) -> _Batch:
+        """The open group this unit joins, or a new one (holding the turn)."""
+        batch = self._batch
+        if batch is not None:
+            request = lock_timeout_ms is not None
+            if (
+                request
+                and batch.size < self.MAX_GROUP
+                and time.monotonic() - batch.opened_at < self.MAX_GROUP_AGE_S
+            ):
+                batch.size += 1
+                return batch
+            self._commit()
+        self._begin(lock_timeout_ms, deadline)
+        assert self._batch is not None
+        self._batch.size = 1
+        return self._batch
+
+    def _begin(self, lock_timeout_ms: int | None, deadline: float) -> None:
+        if self._file is not None:
+            self._lock_file(deadline)
+        try:
+            if self._connection is None:
+                self._connection = self._engine.connect()
+            timeout = SQLITE_BUSY_TIMEOUT_MS if lock_timeout_ms is None else lock_timeout_ms
+            self._connection.execution_options(**{LOCK_TIMEOUT_OPTION: timeout})
+            self._transaction = self._connection.begin()  # BEGIN IMMEDIATE (see _on_begin)
+        except BaseException:
+            self._reset()
+            raise
+        self._batch = _Batch()
+
+    def _end_unit(self, batch: _Batch) -> None:
+        """Leave the group open for a queued request, or commit it now."""
+        if self._batch is not batch:
+            return  # already committed (a nested unit's failure cannot get here; defensive)
+        if self._waiting and batch.size < self.MAX_GROUP:
+            return
+        self._commit()
+
+    def _commit(self) -> None:
+        batch, transaction = self._batch, self._transaction
+        self._batch, self._transaction = None, None
+        if batch is None:
+            return
+        try:
+            transaction.commit()
+        except BaseException as error:
+            batch.error = error
+            self._reset()
+        finally:
+            self._unlock_file()
+            batch.done.set()
+
+    def _wait_committed(self, batch: _Batch) -> None:
+        while not batch.done.wait(self.RESCUE_AFTER_S):
+            # The queued request this group was left open for gave up waiting: commit it here.
+            with self._lock:
+                self._owner = threading.get_ident()
+                try:
+                    if self._batch is batch:
+                        self._commit()
+                finally:
+                    self._owner = None
+        if batch.error is not None:
+            raise batch.error
+
+    def _reset(self) -> None:
+        """After a failed BEGIN or COMMIT: a fresh connection for the next group."""
+        connection, self._connection, self._transaction = self._connection, None, None
+        if connection is not None:
+            try:
+                connection.invalidate()
+                connection.close()
+            except Exception:  # the connection is being thrown away anyway
+                pass
+        self._unlock_file()
 
     def _lock_file(self, deadline: float) -> None:
         assert self._file is not None
@@ -209,21 +346,20 @@ class _WriterQueue:
                     raise _busy("waiting for the SQLite writer in another process") from None
                 time.sleep(0.001)  # another Liaison process writes; its turn lasts about a millisecond
 
-    def close(self) -> None:
+    def _unlock_file(self) -> None:
         if self._file is not None:
-            self._file.close()
-            self._file = None
-
-
-class _NoQueue:
-    """PostgreSQL: concurrent transactions, row locks and advisory locks where needed."""
-
-    @contextmanager
-    def turn(self, timeout_s: float) -> Iterator[None]:
-        yield
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
 
     def close(self) -> None:
-        pass
+        with self._lock:
+            if self._batch is not None:
+                self._commit()
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+            if self._file is not None:
+                self._file.close()
+                self._file = None
 
 
 def _sqlite_lock_path(engine: Engine) -> str | None:

@@ -27,15 +27,21 @@ class Statements:
 
     __slots__ = ("_connection", "_cursor", "_driver_error", "_postgres", "_time")
 
-    def __init__(self, session: Session) -> None:
+    def __new__(cls, session: Session) -> Statements:
         if session.new or session.deleted or session.dirty:
             session.flush()  # what the ORM would autoflush before a query of its own
         connection = session.connection()  # begins the session's transaction if it has not
-        self._connection = connection
-        self._postgres = connection.dialect.name == "postgresql"
-        self._cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        self._time = _time_binder(connection.dialect)
-        self._driver_error: type[Exception] = connection.dialect.loaded_dbapi.Error
+        kept = session.info.get(_KEY)
+        if kept is not None and kept._connection is connection:  # one per connection of the session
+            return kept  # type: ignore[no-any-return]
+        statements = super().__new__(cls)
+        statements._connection = connection
+        statements._postgres = connection.dialect.name == "postgresql"
+        statements._cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        statements._time = _time_binder(connection.dialect)
+        statements._driver_error = connection.dialect.loaded_dbapi.Error
+        session.info[_KEY] = statements
+        return statements
 
     def when(self, moment: datetime) -> Any:
         """A timezone-aware moment as the `UTCDateTime` columns store it."""
@@ -71,8 +77,8 @@ class Statements:
             return int(row[0])
         return int(self.execute(sql, params).lastrowid)
 
-    def close(self) -> None:
-        self._cursor.close()
+
+_KEY = "liaison.statements"
 
 
 @cache

@@ -1,0 +1,191 @@
+"""Group commit on SQLite (storage.db.GroupCommit): requests queued behind one another share one
+transaction and one sync, each in a savepoint of its own; every member returns only once the group's
+commit is on disk; a failing member rolls back alone; a failed commit fails every member."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import OperationalError
+
+from storage import db as storage_db
+from storage.db import Database, GroupCommit
+from storage.models import SeenRequest
+
+EXPIRES = datetime(2026, 7, 20, tzinfo=UTC)
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[Database]:
+    built = Database.from_url(f"sqlite:///{tmp_path / 'group.db'}")
+    built.migrate()
+    try:
+        yield built
+    finally:
+        built.dispose()
+
+
+def committed_signatures(path: Path) -> set[str]:
+    """What another connection (another process) reads: only what was committed."""
+    with sqlite3.connect(path) as other:
+        return {row[0] for row in other.execute("SELECT signature FROM seen_request")}
+
+
+def count_commits(database: Database) -> list[int]:
+    commits = [0]
+
+    def counted(_conn: Any) -> None:
+        commits[0] += 1
+
+    event.listen(database.engine, "commit", counted)
+    return commits
+
+
+def group_of(database: Database) -> GroupCommit:
+    group = database._group  # noqa: SLF001  (the writer under test)
+    assert group is not None
+    return group
+
+
+def queue_behind_a_held_turn(database: Database, units: list[str], fail: str | None = None) -> list[Any]:
+    """One request holds the turn while `units` more queue behind it; then all run. Each thread's
+    outcome: "committed" (its row readable by another connection the moment it returned) or the error."""
+    path = Path(str(database.engine.url.database))
+    group = group_of(database)
+    holding, release = threading.Event(), threading.Event()
+    outcomes: list[Any] = [None] * (len(units) + 1)
+
+    def unit(index: int, signature: str) -> None:
+        try:
+            with database.request_session() as session:
+                if index == 0:
+                    holding.set()
+                    release.wait(10)
+                session.add(SeenRequest(signature=signature, expires_at=EXPIRES))
+                if signature == fail:
+                    session.flush()
+                    raise RuntimeError("this unit fails")
+            outcomes[index] = "committed" if signature in committed_signatures(path) else "not on disk"
+        except Exception as error:
+            outcomes[index] = error
+
+    first = threading.Thread(target=unit, args=(0, "v0=first"))
+    first.start()
+    assert holding.wait(10)
+    others = [threading.Thread(target=unit, args=(i + 1, s)) for i, s in enumerate(units)]
+    for thread in others:
+        thread.start()
+    while group._waiting < len(units):  # noqa: SLF001  (all queued: a condition, not a timing guess)
+        threading.Event().wait(0.001)
+    release.set()
+    for thread in [first, *others]:
+        thread.join(10)
+    return outcomes
+
+
+def test_queued_requests_share_one_commit_and_each_returns_after_it(database: Database) -> None:
+    commits = count_commits(database)
+    signatures = [f"v0=queued{i}" for i in range(8)]
+
+    outcomes = queue_behind_a_held_turn(database, signatures)
+
+    assert outcomes == ["committed"] * 9
+    # The first held its turn longer than a group stays open (MAX_GROUP_AGE_S): it commits alone,
+    # and the eight queued behind it share one transaction and one sync.
+    assert commits[0] == 2
+    path = Path(str(database.engine.url.database))
+    assert committed_signatures(path) == {"v0=first", *signatures}
+
+
+def test_a_failing_member_rolls_back_alone(database: Database) -> None:
+    signatures = ["v0=a", "v0=fails", "v0=b"]
+
+    outcomes = queue_behind_a_held_turn(database, signatures, fail="v0=fails")
+
+    assert outcomes[0] == outcomes[1] == outcomes[3] == "committed"
+    assert isinstance(outcomes[2], RuntimeError)
+    path = Path(str(database.engine.url.database))
+    assert committed_signatures(path) == {"v0=first", "v0=a", "v0=b"}
+
+
+def test_a_failed_group_commit_fails_every_member_and_stores_nothing(database: Database) -> None:
+    def disk_full(_conn: Any) -> None:
+        raise OperationalError("COMMIT", None, Exception("database or disk is full"))
+
+    event.listen(database.engine, "commit", disk_full)
+    outcomes = queue_behind_a_held_turn(database, ["v0=a", "v0=b"])
+    event.remove(database.engine, "commit", disk_full)
+
+    assert all(isinstance(outcome, OperationalError) for outcome in outcomes), outcomes
+    path = Path(str(database.engine.url.database))
+    assert committed_signatures(path) == set()
+    with database.session() as session:  # the writer recovers: a fresh connection for the next group
+        session.add(SeenRequest(signature="v0=after", expires_at=EXPIRES))
+    assert committed_signatures(path) == {"v0=after"}
+
+
+def test_a_group_left_open_for_a_request_that_gave_up_is_committed_by_its_member(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last member leaves the group open because a request was queued; that request's wait ran
+    out before its turn came. The member still returns with its work on disk."""
+    monkeypatch.setattr(GroupCommit, "_end_unit", lambda self, batch: None)  # always "someone is queued"
+    with database.request_session() as session:
+        session.add(SeenRequest(signature="v0=alone", expires_at=EXPIRES))
+    assert committed_signatures(Path(str(database.engine.url.database))) == {"v0=alone"}
+
+
+def test_background_work_does_not_join_an_open_group(database: Database) -> None:
+    """A job (no lock timeout) commits the requests' group first and runs in its own transaction."""
+    commits = count_commits(database)
+    group = group_of(database)
+    with database.request_session() as session:
+        session.add(SeenRequest(signature="v0=request", expires_at=EXPIRES))
+        group._waiting += 1  # noqa: SLF001  (a request queued behind: the group stays open)
+    group._waiting -= 1  # noqa: SLF001
+    with database.session() as session:
+        session.add(SeenRequest(signature="v0=job", expires_at=EXPIRES))
+    assert commits[0] == 2
+    with database.session() as session:
+        assert session.execute(select(func.count()).select_from(SeenRequest)).scalar_one() == 2
+
+
+def test_nested_units_of_work_are_savepoints_of_the_outer_one(database: Database) -> None:
+    path = Path(str(database.engine.url.database))
+    with database.session() as outer:
+        outer.add(SeenRequest(signature="v0=outer", expires_at=EXPIRES))
+        with pytest.raises(RuntimeError), database.session() as inner:
+            inner.add(SeenRequest(signature="v0=inner", expires_at=EXPIRES))
+            inner.flush()
+            raise RuntimeError("the inner unit fails")
+        assert committed_signatures(path) == set()  # nothing is on disk before the outer unit ends
+    assert committed_signatures(path) == {"v0=outer"}
+
+
+def test_a_request_waits_at_most_its_lock_timeout_for_its_turn(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage_db, "REQUEST_LOCK_TIMEOUT_MS", 50)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with database.session():
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(10)
+    try:
+        with pytest.raises(OperationalError, match="locked"), database.request_session():
+            pass
+    finally:
+        release.set()
+        holder.join(10)
