@@ -104,7 +104,7 @@ def run_in_context(
                 respond(ctx, reply, done)
             session.flush()
             if changes.board_changed(session):
-                _refresh_home_boards(runtime, session)
+                _mark_home_boards_stale(runtime, session)
     except UsageError as error:
         if guard is not None:
             guard.refused()
@@ -121,14 +121,10 @@ def run_in_context(
     return reply
 
 
-def _refresh_home_boards(runtime: Runtime, session: Session) -> None:
-    """Queue fresh Home boards for recent visitors, in the command's transaction; a failure here
-    must not cost the command itself, so it is contained in a savepoint and logged."""
-    try:
-        with session.begin_nested():
-            home.refresh_recent(session, runtime.config, runtime.clock.now())
-    except Exception:
-        log.exception("could not refresh the Home boards; they refresh when next opened")
+def _mark_home_boards_stale(runtime: Runtime, session: Session) -> None:
+    """One insert, committed with the change: the boards themselves are built off the command's path
+    (bot.scheduler's Home refresh job)."""
+    home.mark_stale(session, runtime.clock.now())
 
 
 def _respond_after_failure(

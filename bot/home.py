@@ -1,8 +1,10 @@
-"""The App Home tab: each user's live board, published when they open it and refreshed (through the
-outbox) after changes that show on it, for the people who opened it recently."""
+"""The App Home tab: each user's live board, published when they open it, and refreshed (through the
+outbox) for the people who opened it recently, by a background job, at most once per interval, after
+changes that show on it (a command only marks the boards stale: storage.home_boards)."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from sqlmodel import Session
@@ -10,10 +12,13 @@ from sqlmodel import Session
 from bot.runtime import Runtime
 from commands.common import CommandConfig
 from commands.home import SharedBoard, board_view, gather_board, gather_shared
-from storage import digests, outbox
+from storage import digests, home_boards, outbox
+from storage.db import Database
+
+log = logging.getLogger(__name__)
 
 RECENT_VISIT = timedelta(hours=8)  # a board nobody looked at since is refreshed when next opened
-MAX_REFRESHES = 25  # per change; the outbox coalesces a user's pending publishes
+MAX_REFRESHES = 25  # per refresh; the outbox coalesces a user's pending publishes
 
 
 def publish(runtime: Runtime, user_id: str) -> None:
@@ -33,11 +38,35 @@ def enqueue_board(
     outbox.publish_home(session, user_id, view, now=now)
 
 
+def mark_stale(session: Session, now: datetime) -> None:
+    """Something on the board changed, in this transaction: the refresher will pick it up."""
+    home_boards.mark_stale(session, now)
+
+
+def refresh_if_stale(db: Database, config: CommandConfig, now: datetime, interval: timedelta) -> int:
+    """If boards are stale and no refresh ran in the last `interval` (in any process): re-publish
+    recent visitors' boards, taking the stale marks in the same transaction. Returns boards queued."""
+    with db.session() as session:
+        if not home_boards.is_stale(session) or not home_boards.claim_refresh(session, now, interval):
+            return 0
+        if not home_boards.take_marks(session):
+            return 0
+        return refresh_recent(session, config, now)
+
+
 def refresh_recent(session: Session, config: CommandConfig, now: datetime) -> int:
-    """Re-publish the boards of those who opened Home recently; in the caller's transaction."""
+    """Re-publish the boards of those who opened Home recently; in the caller's transaction. One
+    board that cannot be built is logged and skipped: it must not hold back everyone else's."""
     users = digests.recent_home_visitors(session, now - RECENT_VISIT, MAX_REFRESHES)
-    if users:
-        shared = gather_shared(session, config)
-        for user_id in users:
-            enqueue_board(session, config, user_id, now, shared)
-    return len(users)
+    if not users:
+        return 0
+    shared = gather_shared(session, config)
+    queued = 0
+    for user_id in users:
+        try:
+            with session.begin_nested():
+                enqueue_board(session, config, user_id, now, shared)
+            queued += 1
+        except Exception:
+            log.exception("could not refresh the Home board of %s; it refreshes when next opened", user_id)
+    return queued

@@ -1,4 +1,5 @@
-"""Scheduled work (APScheduler 3): acknowledgement reminders and escalations, incident timers.
+"""Scheduled work (APScheduler 3): acknowledgement reminders and escalations, incident timers,
+digests, housekeeping and the Home boards' refresh.
 
 Jobs are defined in code on every process; what they do is derived from the database and claimed
 row by row there, so several bot processes and restarts neither lose nor double a reminder.
@@ -10,9 +11,12 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
+from bot import home
 from bot.digests import DueReport, send_due
 from bot.incidents import run_incident_timers
 from bot.runtime import Runtime
@@ -26,6 +30,10 @@ REMINDER_JOB = "alert-acknowledgement-reminders"
 INCIDENT_TIMERS_JOB = "incident-escalation-timers"
 HOUSEKEEPING_JOB = "prune-bookkeeping"
 DIGEST_JOB = "daily-digests"
+HOME_REFRESH_JOB = "home-board-refresh"
+# Its own executor, so its runs (every second) can be kept out of the INFO log of the other jobs'.
+HOME_REFRESH_EXECUTOR = "home-refresh"
+HOME_REFRESH_TICK_SECONDS = 1.0  # how often a process looks for stale boards (one cheap SELECT)
 BOOKKEEPING_RETENTION = timedelta(days=2)
 
 
@@ -51,6 +59,16 @@ def run_digests(runtime: Runtime) -> DueReport:
     return report
 
 
+def run_home_refresh(runtime: Runtime) -> int:
+    """Re-publish recent visitors' Home boards if something changed and the last refresh (by any
+    process) is at least LIAISON_HOME_REFRESH_SECONDS old; returns the boards queued."""
+    interval = timedelta(seconds=runtime.settings.home_refresh_seconds)
+    queued = home.refresh_if_stale(runtime.db, runtime.config, runtime.clock.now(), interval)
+    if queued:
+        runtime.outbox.wake()
+    return queued
+
+
 def run_housekeeping(runtime: Runtime) -> int:
     now = runtime.clock.now()
     with runtime.db.session() as session:
@@ -60,8 +78,10 @@ def run_housekeeping(runtime: Runtime) -> int:
 def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(
         timezone=runtime.config.zone,
+        executors={"default": ThreadPoolExecutor(), HOME_REFRESH_EXECUTOR: ThreadPoolExecutor(1)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
     )
+    logging.getLogger(f"apscheduler.executors.{HOME_REFRESH_EXECUTOR}").setLevel(logging.WARNING)
     zone = runtime.config.zone
     jobs: list[tuple[str, Callable[[Runtime], object], CronTrigger, str]] = [
         # (id, what, when, what it is for); every minute, on the minute:
@@ -94,6 +114,16 @@ def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
     ]
     for job_id, job, trigger, name in jobs:
         scheduler.add_job(_safely(job), trigger, args=[runtime], id=job_id, name=name, replace_existing=True)
+    tick = min(HOME_REFRESH_TICK_SECONDS, runtime.settings.home_refresh_seconds)
+    scheduler.add_job(
+        _safely(run_home_refresh),
+        IntervalTrigger(seconds=tick, timezone=zone),
+        args=[runtime],
+        id=HOME_REFRESH_JOB,
+        name="re-publish recent visitors' Home boards after changes",
+        executor=HOME_REFRESH_EXECUTOR,
+        replace_existing=True,
+    )
     return scheduler
 
 

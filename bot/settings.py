@@ -132,6 +132,12 @@ class Settings(BaseSettings):
         le=24 * 60,
         validation_alias=_env("LIAISON_DIGEST_GRACE_MINUTES", "digest_grace_minutes"),
     )
+    home_refresh_seconds: float = Field(
+        default=5.0,
+        ge=0.5,
+        le=300,
+        validation_alias=_env("LIAISON_HOME_REFRESH_SECONDS", "home_refresh_seconds"),
+    )  # recent visitors' Home boards are re-published at most this often after changes
 
     escalation_channel: str | None = Field(
         default=None, validation_alias=_env("LIAISON_ESCALATION_CHANNEL", "escalation_channel")

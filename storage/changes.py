@@ -1,8 +1,8 @@
 """Noticing, per transaction, that something shown on the Home board changed.
 
 A flush that writes a movement, a pledge, a notice, an acknowledgement or a change of who is who
-marks the session; the command dispatcher then refreshes recent visitors' boards in the same
-transaction.
+marks the session; the command dispatcher then marks the boards stale in the same transaction
+(storage.home_boards), and a background job refreshes recent visitors' boards.
 """
 
 from __future__ import annotations

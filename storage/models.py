@@ -387,3 +387,24 @@ class HomeVisit(SQLModel, table=True):
 
     user_id: str = Field(primary_key=True, max_length=32)
     opened_at: datetime = Field(sa_type=UTCDateTime, index=True)
+
+
+class HomeBoardChange(SQLModel, table=True):
+    """Something shown on the Home board changed: a row inserted in that change's own transaction
+    (insert-only, so busy commands never wait on each other for it). The Home refresher deletes the
+    rows it saw, in the transaction that enqueues the refreshed boards."""
+
+    __tablename__ = "home_board_change"
+
+    id: int | None = Field(default=None, primary_key=True)
+    changed_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class HomeRefresh(SQLModel, table=True):
+    """When recent visitors' boards were last refreshed (one row, id 1): claimed by an update that
+    only matches once the refresh interval has passed, so one process refreshes per interval."""
+
+    __tablename__ = "home_refresh"
+
+    id: int = Field(default=1, primary_key=True)
+    refreshed_at: datetime = Field(sa_type=UTCDateTime)

@@ -1,0 +1,65 @@
+"""Stale Home boards: marked by the changes that make them stale, claimed by one refresher at a time.
+
+A change shown on the board inserts a row (`mark_stale`) in its own transaction: committed with the
+change, and insert-only, so concurrent commands never queue on a shared row for it.
+
+The refresher, in one transaction, claims the interval (`claim_refresh`: an update of the one
+`home_refresh` row that matches only once the interval has passed, so a second process finds nothing
+to do), takes the marks (`take_marks`) and enqueues the boards. Taking the marks is a DELETE that runs
+before any board is read: it removes only marks committed before it began, whose changes every later
+read therefore sees; a change committing meanwhile keeps its mark for the next refresh. If the
+refresher dies before committing, the marks and the claim roll back and the next one does the work.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
+
+from storage.models import HomeBoardChange, HomeRefresh
+
+_STATE_ID = 1
+
+
+def mark_stale(session: Session, now: datetime) -> None:
+    """One INSERT, in the caller's transaction."""
+    session.execute(insert(HomeBoardChange).values(changed_at=now))
+
+
+def is_stale(session: Session) -> bool:
+    return session.execute(select(col(HomeBoardChange.id)).limit(1)).first() is not None
+
+
+def claim_refresh(session: Session, now: datetime, interval: timedelta) -> bool:
+    """Whether this transaction may refresh now: no refresh in the last `interval`, and no other
+    process refreshing (on PostgreSQL a concurrent claim waits for this one, then finds it too recent)."""
+    claimed = session.execute(
+        update(HomeRefresh)
+        .where(col(HomeRefresh.id) == _STATE_ID, col(HomeRefresh.refreshed_at) <= now - interval)
+        .values(refreshed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount:  # type: ignore[attr-defined]
+        return True
+    if session.get(HomeRefresh, _STATE_ID) is not None:
+        return False
+    try:  # the very first refresh
+        with session.begin_nested():
+            session.add(HomeRefresh(id=_STATE_ID, refreshed_at=now))
+    except IntegrityError:
+        return False
+    return True
+
+
+def take_marks(session: Session) -> int:
+    """Delete the marks committed so far; returns how many (0: another refresher took them)."""
+    result = session.execute(delete(HomeBoardChange))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def last_refresh(session: Session) -> datetime | None:
+    state = session.get(HomeRefresh, _STATE_ID)
+    return None if state is None else state.refreshed_at
