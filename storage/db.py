@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ from sqlalchemy.pool import QueuePool, StaticPool
 from sqlmodel import Session
 
 from storage import totals as _totals  # noqa: F401  (its listener keeps the running totals)
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -331,8 +334,8 @@ class GroupCommit:
             try:
                 connection.invalidate()
                 connection.close()
-            except Exception:  # the connection is being thrown away anyway
-                pass
+            except Exception as error:  # the connection is being thrown away anyway
+                log.debug("closing a failed SQLite writer connection: %s", error)
         self._unlock_file()
 
     def _lock_file(self, deadline: float) -> None:

@@ -15,6 +15,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
@@ -26,6 +27,11 @@ class Statements:
     """The session's connection, as the driver sees it (the transaction is the session's)."""
 
     __slots__ = ("_connection", "_cursor", "_driver_error", "_postgres", "_time")
+    _connection: Connection
+    _cursor: Any
+    _driver_error: type[Exception]
+    _postgres: bool
+    _time: Callable[[datetime], Any]
 
     def __new__(cls, session: Session) -> Statements:
         if session.new or session.deleted or session.dirty:

@@ -49,7 +49,7 @@ def count_commits(database: Database) -> list[int]:
 
 
 def group_of(database: Database) -> GroupCommit:
-    group = database._group  # noqa: SLF001  (the writer under test)
+    group = database._group
     assert group is not None
     return group
 
@@ -82,7 +82,7 @@ def queue_behind_a_held_turn(database: Database, units: list[str], fail: str | N
     others = [threading.Thread(target=unit, args=(i + 1, s)) for i, s in enumerate(units)]
     for thread in others:
         thread.start()
-    while group._waiting < len(units):  # noqa: SLF001  (all queued: a condition, not a timing guess)
+    while group._waiting < len(units):
         threading.Event().wait(0.001)
     release.set()
     for thread in [first, *others]:
@@ -148,8 +148,8 @@ def test_background_work_does_not_join_an_open_group(database: Database) -> None
     group = group_of(database)
     with database.request_session() as session:
         session.add(SeenRequest(signature="v0=request", expires_at=EXPIRES))
-        group._waiting += 1  # noqa: SLF001  (a request queued behind: the group stays open)
-    group._waiting -= 1  # noqa: SLF001
+        group._waiting += 1
+    group._waiting -= 1
     with database.session() as session:
         session.add(SeenRequest(signature="v0=job", expires_at=EXPIRES))
     assert commits[0] == 2
@@ -161,10 +161,15 @@ def test_nested_units_of_work_are_savepoints_of_the_outer_one(database: Database
     path = Path(str(database.engine.url.database))
     with database.session() as outer:
         outer.add(SeenRequest(signature="v0=outer", expires_at=EXPIRES))
-        with pytest.raises(RuntimeError), database.session() as inner:
-            inner.add(SeenRequest(signature="v0=inner", expires_at=EXPIRES))
-            inner.flush()
-            raise RuntimeError("the inner unit fails")
+
+        def failing_inner_unit() -> None:
+            with database.session() as inner:
+                inner.add(SeenRequest(signature="v0=inner", expires_at=EXPIRES))
+                inner.flush()
+                raise RuntimeError("the inner unit fails")
+
+        with pytest.raises(RuntimeError):
+            failing_inner_unit()
         assert committed_signatures(path) == set()  # nothing is on disk before the outer unit ends
     assert committed_signatures(path) == {"v0=outer"}
 
