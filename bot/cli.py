@@ -30,6 +30,9 @@ def configure_logging(level: str = "INFO") -> None:
     logging.getLogger("slack_bolt").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # waitress warns "Task queue depth is N" for every request that waits for a thread: under a
+    # burst that is a line per request, written while the burst is being served.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
 def build_parser() -> argparse.ArgumentParser:

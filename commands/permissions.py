@@ -85,9 +85,9 @@ class Standing:
 
 def standing(ctx: CommandContext, country: Country, user_id: str | None = None) -> Standing:
     user_id = user_id or ctx.caller.user_id
-    liaisons = tuple(directory.liaisons_of(ctx.session, country.code))
-    is_ops = bool(roles_of(ctx, user_id) & {Role.ADMIN, Role.OPS})
-    return Standing(country, liaisons, user_id in liaisons, is_ops)
+    role, liaisons = directory.standing_of(ctx.session, user_id, country.code)
+    is_ops = user_id in ctx.config.admins or role in (Role.ADMIN, Role.OPS)
+    return Standing(country, tuple(liaisons), user_id in liaisons, is_ops)
 
 
 def require_can_record(ctx: CommandContext, country: Country) -> None:

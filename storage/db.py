@@ -58,15 +58,18 @@ def create_db_engine(url: str) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         options = conn.get_execution_options()
+        settings: list[tuple[str, str]] = []
         if not options.get(DURABLE_OPTION, True):
-            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+            settings.append(("synchronous_commit", "off"))
         timeout = options.get(LOCK_TIMEOUT_OPTION)
         if timeout is not None:
-            # SET LOCAL: only this transaction; the pooled connection keeps the server defaults.
-            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(timeout)}")
-            conn.exec_driver_sql(
-                f"SET LOCAL statement_timeout = {int(timeout) + STATEMENT_TIMEOUT_MARGIN_MS}"
-            )
+            settings.append(("lock_timeout", str(int(timeout))))
+            settings.append(("statement_timeout", str(int(timeout) + STATEMENT_TIMEOUT_MARGIN_MS)))
+        if settings:
+            # Local to this transaction (the pooled connection keeps the server defaults), and in
+            # one round trip: every Slack request's transaction begins so.
+            calls = ", ".join(f"set_config('{name}', '{value}', true)" for name, value in settings)
+            conn.exec_driver_sql(f"SELECT {calls}")
 
     return engine
 

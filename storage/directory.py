@@ -27,6 +27,25 @@ def users_with_role(session: Session) -> Sequence[UserRole]:
     )
 
 
+_STANDING = (
+    "SELECT kind, value FROM (SELECT 0 AS kind, role AS value, 0 AS id FROM user_role WHERE user_id = ? "
+    "UNION ALL SELECT 1, user_id, id FROM liaison_assignment WHERE country = ?) AS found ORDER BY kind, id"
+)
+
+
+def standing_of(session: Session, user_id: str, country: str) -> tuple[str | None, list[str]]:
+    """`user_id`'s role and `country`'s liaison officers, in one plain statement (every recording
+    command asks both)."""
+    role: str | None = None
+    liaisons: list[str] = []
+    for kind, value in Statements(session).all(_STANDING, (user_id, country)):
+        if kind == 0:
+            role = str(value)
+        else:
+            liaisons.append(str(value))
+    return role, liaisons
+
+
 def liaisons_of(session: Session, country: str) -> list[str]:
     rows = Statements(session).all(
         "SELECT user_id FROM liaison_assignment WHERE country = ? ORDER BY id", (country,)

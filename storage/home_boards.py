@@ -15,18 +15,20 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
+from storage.lean import Statements
 from storage.models import HomeBoardChange, HomeRefresh
 
 _STATE_ID = 1
 
 
 def mark_stale(session: Session, now: datetime) -> None:
-    """One INSERT, in the caller's transaction."""
-    session.execute(insert(HomeBoardChange).values(changed_at=now))
+    """One INSERT, in the caller's transaction (a plain statement: most commands run it)."""
+    sql = Statements(session)
+    sql.execute("INSERT INTO home_board_change (changed_at) VALUES (?)", (sql.when(now),))
 
 
 def is_stale(session: Session) -> bool:

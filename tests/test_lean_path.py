@@ -32,7 +32,7 @@ def captured(bot: RunningBot) -> Iterator[list[str]]:
         event.remove(bot.runtime.db.engine, "before_cursor_execute", seen)
 
 
-def test_an_arrival_is_one_transaction_with_its_signature_ledger_row_log_and_totals(
+def test_an_arrival_is_one_transaction_with_its_signature_ledger_row_log_totals_and_board_mark(
     any_bot: RunningBot,
 ) -> None:
     any_bot.reply("/arrivals", "poland 1")  # warm: the first command also opens connections
@@ -47,6 +47,7 @@ def test_an_arrival_is_one_transaction_with_its_signature_ledger_row_log_and_tot
         "INSERT INTO movement",
         "INSERT INTO deployment_total",
         "INSERT INTO command_log",
+        "INSERT INTO home_board_change",  # Home boards refresh later (bot/home.py)
     ]
 
 
