@@ -6,7 +6,7 @@ For each store (a temporary SQLite file, an in-memory SQLite database, and optio
 given with --database-url) the Bolt app is built exactly as `liaison serve` builds it, then N
 Slack-signed `/arrivals poland 1` (a write: duplicate check, ledger row, totals) and N
 `/deployment poland` (a read over the ledger just written) are sent one after the other, first
-straight into `App.dispatch`, then over HTTP to the waitress server. Every answer is checked, so an
+straight into `App.dispatch`, then over HTTP to the server `liaison serve` runs (uvicorn). Every answer is checked, so an
 error or a refusal cannot pass for speed. Prints requests per second and p50/p95 latencies.
 """
 
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.app import create_app  # noqa: E402
-from bot.http import SLACK_PATH, HttpServer, LiaisonWSGI  # noqa: E402
+from bot.http import SLACK_PATH, HttpServer, build_wsgi  # noqa: E402
 from bot.runtime import Runtime, build_runtime  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.slack_requests import signed_headers, slash_command_body  # noqa: E402
@@ -121,7 +121,7 @@ def measure(
 def bench_store(store: str, database_url: str, n: int, warmup: int) -> list[Result]:
     signer = Signer(SIGNING_SECRET)
     results: list[Result] = []
-    with liaison(database_url) as (_runtime, app):
+    with liaison(database_url) as (runtime, app):
 
         def dispatch(command: str, text: str, i: int) -> str:
             body = signer.command_body(command, text, i)
@@ -131,7 +131,8 @@ def bench_store(store: str, database_url: str, n: int, warmup: int) -> list[Resu
                 raise SystemExit(f"{command} {text}: HTTP {response.status} {response.body[:300]}")
             return str(response.body)
 
-        server = HttpServer(LiaisonWSGI(app, lambda: True), "127.0.0.1", 0, threads=4)
+        wsgi = build_wsgi(app, runtime, signing_secret=SIGNING_SECRET, ready=lambda: True)
+        server = HttpServer(wsgi, "127.0.0.1", 0, threads=4)
         server.start_in_thread()
         http = httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=10)
 

@@ -7,7 +7,7 @@ Starts, one after the other, each on its own loopback port:
 
 - `bare`: an ASGI endpoint (uvicorn) that only reads the body — the limit of this machine;
 - `textbook`: the textbook Bolt app (`app.start()`, one SQLite insert per command);
-- `liaison-sqlite`: `liaison serve` on a fresh SQLite file;
+- `liaison-sqlite`, `liaison-sqlite-x2`: `liaison serve` (and `--workers 2`) on a fresh SQLite file;
 - `liaison-pg` and `liaison-pg-x2`: `liaison serve` on PostgreSQL (a scratch database created on the
   server of `--database-url` and dropped afterwards), one process and `--workers 2`.
 
@@ -470,6 +470,21 @@ def main(argv: list[str] | None = None) -> int:
                 [python, "-m", "bot.cli", "--log-level", "WARNING", "serve"],
                 {**served, "DATABASE_URL": sqlite_url},
                 count_stored=sqlite_url,
+            ),
+            Target(
+                f"liaison-sqlite-x{args.workers}",
+                [
+                    python,
+                    "-m",
+                    "bot.cli",
+                    "--log-level",
+                    "WARNING",
+                    "serve",
+                    "--workers",
+                    str(args.workers),
+                ],
+                {**served, "DATABASE_URL": f"sqlite:///{tmp / 'liaison-x.db'}"},
+                count_stored=f"sqlite:///{tmp / 'liaison-x.db'}",
             ),
         ]
         if pg_url is not None:

@@ -30,9 +30,7 @@ def configure_logging(level: str = "INFO") -> None:
     logging.getLogger("slack_bolt").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    # waitress warns "Task queue depth is N" for every request that waits for a thread: under a
-    # burst that is a line per request, written while the burst is being served.
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    logging.getLogger("uvicorn").setLevel(logging.WARNING)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -257,7 +255,8 @@ def serve(
     services = start_background_services(runtime)
 
     def stop(signum: int, _frame: FrameType | None) -> None:
-        # Raised in the main thread: waitress' loop (or Socket Mode's wait) ends, `finally` cleans up.
+        # Raised in the main thread once the server has stopped (uvicorn passes the signal on after its
+        # graceful shutdown) or Socket Mode's wait ends; `finally` cleans up.
         log.info("signal %s: shutting down", signum)
         raise SystemExit(0)
 

@@ -1,9 +1,14 @@
-"""HTTP serving: Slack's endpoint (`POST /slack/events`) and a health probe (`GET /healthz`) on a
-multi-threaded WSGI server (waitress). Bolt's sync App is WSGI-native, so nothing blocks an event loop.
+"""HTTP serving: Slack's endpoint (`POST /slack/events`) and a health probe (`GET /healthz`).
 
-waitress is not meant to face the internet alone: run it behind a reverse proxy that terminates TLS
-and buffers whole requests (nginx does by default), so slow clients tie up the proxy, not waitress'
-connections. Idle connections are closed after `channel_timeout` seconds all the same.
+The app itself is WSGI (`LiaisonWSGI`: Bolt's App is synchronous, and tests call it in process);
+it is served by uvicorn (an event loop with a C HTTP parser) and runs on a bounded pool of threads
+(`bot.asgi`). A thread-per-connection server (waitress, used before) spends its I/O thread in
+Python on every open connection at every event: at 100 concurrent clients that loop, not Liaison,
+was the limit (bench/RESULTS.md).
+
+Run it behind a reverse proxy that terminates TLS (Slack requires HTTPS). Idle keep-alive
+connections are closed after `channel_timeout` seconds; past `connection_limit` open connections
+or requests in progress, new requests get a 503 at once rather than queueing.
 """
 
 from __future__ import annotations
@@ -12,19 +17,19 @@ import logging
 import socket
 import threading
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
+import uvicorn
 from slack_bolt import App
-from waitress import wasyncore
-from waitress.server import create_server
 
+from bot.asgi import WsgiOnThreads
 from bot.health import Check, Health, database_check, delivery_check, gather, ready_check
 from bot.runtime import Runtime
 from bot.slack_edge import MAX_BODY_BYTES, Answer, SlackEndpoint
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
-    from waitress.server import BaseWSGIServer, MultiSocketServer
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +92,7 @@ def _status_line(status: int) -> str:
 
 
 class HttpServer:
-    """A waitress server that can run in the foreground (`serve`) or in a thread (tests)."""
+    """uvicorn serving `wsgi`, in the foreground (`serve`) or in a thread (tests)."""
 
     def __init__(
         self,
@@ -100,46 +105,62 @@ class HttpServer:
         connection_limit: int = 500,
         sock: socket.socket | None = None,
     ) -> None:
-        # `sock`: a listening socket shared by several worker processes (bot.workers).
-        where: dict[str, Any] = {"sockets": [sock]} if sock is not None else {"host": host, "port": port}
-        self._server: BaseWSGIServer | MultiSocketServer = create_server(
-            wsgi,
-            **where,
-            threads=threads,
-            max_request_body_size=MAX_BODY_BYTES,
-            ident="liaison",
-            clear_untrusted_proxy_headers=True,
-            # Slow or idle clients: closed after channel_timeout s without progress, checked every
-            # cleanup_interval s; connection_limit bounds open sockets (the proxy absorbs the rest).
-            channel_timeout=channel_timeout,
-            cleanup_interval=max(1, min(channel_timeout, 5)),
-            connection_limit=connection_limit,
+        # `sock`: a listening socket shared by several worker processes (bot.workers); else bound
+        # here, so that the port is known (port 0: any free one) before serving starts.
+        self._socket = sock or socket.create_server((host, port), backlog=BACKLOG)
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="liaison-http")
+        self.config = uvicorn.Config(
+            WsgiOnThreads(wsgi, self._pool, max_body_bytes=MAX_BODY_BYTES),
+            loop=_event_loop(),
+            http="httptools",
+            lifespan="off",
+            log_config=None,  # Liaison's logging (bot.cli), not uvicorn's own
+            access_log=False,
+            server_header=False,
+            timeout_keep_alive=channel_timeout,
+            limit_concurrency=connection_limit,
+            backlog=BACKLOG,
         )
+        self._server = uvicorn.Server(self.config)
         self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
-        return int(getattr(self._server, "effective_port"))  # noqa: B009  (waitress sets it at bind)
+        return int(self._socket.getsockname()[1])
 
     @property
     def host(self) -> str:
-        return str(getattr(self._server, "effective_host"))  # noqa: B009
+        return str(self._socket.getsockname()[0])
 
     def run(self) -> None:
-        self._server.run()
+        """Serve until SIGTERM/SIGINT (then the signal's own handler runs, see `bot.cli.serve`)."""
+        try:
+            self._server.run(sockets=[self._socket])
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     def start_in_thread(self) -> None:
         self._thread = threading.Thread(target=self.run, name="liaison-http", daemon=True)
         self._thread.start()
+        while not self._server.started and self._thread.is_alive():
+            self._thread.join(0.01)  # until it accepts connections
 
     def close(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._server.close()
-            return
-        # Close every socket from inside the serving loop (closing them from this thread while the
-        # loop selects on them gives "Bad file descriptor"); with nothing left to watch, it returns.
-        server = self._server
-        sockets = getattr(server, "_map")  # noqa: B009
-        getattr(server, "trigger").pull_trigger(lambda: wasyncore.close_all(sockets))  # noqa: B009
-        self._thread.join(5)
-        getattr(server, "task_dispatcher").shutdown()  # noqa: B009
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(10)
+        else:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._socket.close()
+
+
+BACKLOG = 2048
+
+
+def _event_loop() -> str:
+    """uvloop where it is installed (Linux, macOS), else asyncio's own loop."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"

@@ -90,18 +90,32 @@ def queue_behind_a_held_turn(database: Database, units: list[str], fail: str | N
     return outcomes
 
 
-def test_queued_requests_share_one_commit_and_each_returns_after_it(database: Database) -> None:
+def test_queued_requests_share_one_commit_and_each_returns_after_it(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(GroupCommit, "MAX_GROUP_AGE_S", 60.0)  # however long the first holds its turn
     commits = count_commits(database)
     signatures = [f"v0=queued{i}" for i in range(8)]
 
     outcomes = queue_behind_a_held_turn(database, signatures)
 
     assert outcomes == ["committed"] * 9
-    # The first held its turn longer than a group stays open (MAX_GROUP_AGE_S): it commits alone,
-    # and the eight queued behind it share one transaction and one sync.
-    assert commits[0] == 2
+    assert commits[0] == 1  # one transaction, one sync, for nine requests
     path = Path(str(database.engine.url.database))
     assert committed_signatures(path) == {"v0=first", *signatures}
+
+
+def test_a_group_older_than_its_age_limit_is_committed_before_the_next_request_joins(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An old group is not kept open: the requests that joined it early must not wait on and on."""
+    monkeypatch.setattr(GroupCommit, "MAX_GROUP_AGE_S", 0.0)
+    commits = count_commits(database)
+
+    outcomes = queue_behind_a_held_turn(database, ["v0=a", "v0=b", "v0=c"])
+
+    assert outcomes == ["committed"] * 4
+    assert commits[0] == 4
 
 
 def test_a_failing_member_rolls_back_alone(database: Database) -> None:

@@ -1,4 +1,4 @@
-"""The one end-to-end path over a real socket (waitress), on SQLite and PostgreSQL; every other
+"""The one end-to-end path over a real socket (uvicorn), on SQLite and PostgreSQL; every other
 end-to-end test drives the same WSGI app in-process."""
 
 from __future__ import annotations

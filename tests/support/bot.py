@@ -1,7 +1,7 @@
 """Liaison running in-process behind its real WSGI app, talking to the Slack stand-in.
 
-Requests go through ``httpx.WSGITransport`` into the same WSGI app ``liaison serve`` runs under
-waitress (signature checks, payload checks, replays, Bolt); ``http=True`` serves it on a real socket
+Requests go through ``httpx.WSGITransport`` into the same WSGI app ``liaison serve`` runs behind
+uvicorn (signature checks, payload checks, replays, Bolt); ``http=True`` serves it on a real socket
 for the few tests that need one.
 
 The clock is frozen (tests move it); the outbox is delivered when a test says so (`deliver`), so
