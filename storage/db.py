@@ -350,7 +350,7 @@ class GroupCommit:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise _busy("waiting for the SQLite writer in another process") from None
-                time.sleep(0.001)  # another Liaison process writes; its turn lasts about a millisecond
+                time.sleep(0.0002)  # another Liaison process writes; its turn lasts about a millisecond
 
     def _unlock_file(self) -> None:
         if self._file is not None:

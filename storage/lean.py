@@ -36,17 +36,18 @@ class Statements:
     def __new__(cls, session: Session) -> Statements:
         if session.new or session.deleted or session.dirty:
             session.flush()  # what the ORM would autoflush before a query of its own
-        connection = session.connection()  # begins the session's transaction if it has not
         kept = session.info.get(_KEY)
-        if kept is not None and kept._connection is connection:  # one per connection of the session
-            return kept  # type: ignore[no-any-return]
+        transaction = session.get_transaction()
+        if kept is not None and transaction is not None and kept[0] is transaction and transaction.is_active:
+            return kept[1]  # type: ignore[no-any-return]  (one per transaction of the session)
+        connection = session.connection()  # begins the session's transaction if it has not
         statements = super().__new__(cls)
         statements._connection = connection
         statements._postgres = connection.dialect.name == "postgresql"
         statements._cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         statements._time = _time_binder(connection.dialect)
         statements._driver_error = connection.dialect.loaded_dbapi.Error
-        session.info[_KEY] = statements
+        session.info[_KEY] = (session.get_transaction(), statements)
         return statements
 
     def when(self, moment: datetime) -> Any:
