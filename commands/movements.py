@@ -125,7 +125,8 @@ def record(request: Record, kind: MovementKind, text: str, ctx: CommandContext) 
         return prompt
     if kind is MovementKind.DEPARTURE:
         _check_enough_on_duty(ctx, country, capability, request.count)
-    entry = recording.record_movement(
+    duplicates.remember(ctx, key)
+    entry, status = recording.record_movement(
         ctx.session,
         Entry(
             country=country.code,
@@ -140,8 +141,7 @@ def record(request: Record, kind: MovementKind, text: str, ctx: CommandContext) 
             created_at=ctx.now(),
         ),
     )
-    duplicates.remember(ctx, key)
-    return recorded_reply(entry, country, ctx)
+    return recorded_reply(entry, country, ctx, status.total)
 
 
 def _check_enough_on_duty(
@@ -248,9 +248,11 @@ def _totals_line(bucket: Bucket) -> str:
     )
 
 
-def recorded_reply(movement: Movement | Entry, country: Country, ctx: CommandContext) -> Reply:
+def recorded_reply(
+    movement: Movement | Entry, country: Country, ctx: CommandContext, now_total: Bucket
+) -> Reply:
+    """The answer to a recorded movement; `now_total`: the country's totals with it."""
     kind = MovementKind(movement.kind)
-    now_total = _country_totals(ctx, country)
     by = mention(ctx.caller.user_id)
     headline = f"{EMOJI[kind]} {flag(country)} *{_movement_summary(movement, country)}* — recorded by {by}"
     blocks: list[Block] = [section(headline)]

@@ -35,8 +35,3 @@ def _mark_board_changes(session: OrmSession, _context: Any) -> None:
 
 def board_changed(session: OrmSession) -> bool:
     return bool(session.info.get(BOARD_CHANGED))
-
-
-def mark_board_changed(session: OrmSession) -> None:
-    """For rows written on the driver's cursor (storage.lean), which the flush listener never sees."""
-    session.info[BOARD_CHANGED] = True

@@ -58,20 +58,42 @@ def create_db_engine(url: str) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         options = conn.get_execution_options()
-        settings: list[tuple[str, str]] = []
+        calls: list[str] = []
+        # A Slack request's lock and statement timeouts are set on the connection (not SET LOCAL)
+        # and kept while the pooled connection serves requests: most transactions begin without
+        # a round trip for them. Background work resets them to the server's defaults.
+        wanted = options.get(LOCK_TIMEOUT_OPTION)
+        info = conn.connection.info
+        if info.get(_PG_TIMEOUTS) != wanted:
+            for name, value in _pg_timeouts(wanted):
+                calls.append(f"set_config('{name}', {value}, false)")
+            info[_PG_TIMEOUTS] = wanted
         if not options.get(DURABLE_OPTION, True):
-            settings.append(("synchronous_commit", "off"))
-        timeout = options.get(LOCK_TIMEOUT_OPTION)
-        if timeout is not None:
-            settings.append(("lock_timeout", str(int(timeout))))
-            settings.append(("statement_timeout", str(int(timeout) + STATEMENT_TIMEOUT_MARGIN_MS)))
-        if settings:
-            # Local to this transaction (the pooled connection keeps the server defaults), and in
-            # one round trip: every Slack request's transaction begins so.
-            calls = ", ".join(f"set_config('{name}', '{value}', true)" for name, value in settings)
-            conn.exec_driver_sql(f"SELECT {calls}")
+            calls.append("set_config('synchronous_commit', 'off', true)")  # this transaction only
+        if calls:
+            conn.exec_driver_sql(f"SELECT {', '.join(calls)}")
+
+    @event.listens_for(engine, "rollback")
+    def _on_rollback(conn: Any) -> None:
+        # A rolled-back transaction takes its SETs with it: the connection is back to what it was
+        # before, which is no longer known here.
+        conn.connection.info.pop(_PG_TIMEOUTS, None)
 
     return engine
+
+
+_PG_TIMEOUTS = "liaison.timeouts"  # the lock timeout a pooled PostgreSQL connection is set to
+
+
+def _pg_timeouts(lock_timeout_ms: int | None) -> list[tuple[str, str]]:
+    """set_config values (SQL expressions) for a request's timeouts, or the server's defaults."""
+    if lock_timeout_ms is None:
+        return [
+            ("lock_timeout", "(SELECT reset_val FROM pg_settings WHERE name = 'lock_timeout')"),
+            ("statement_timeout", "(SELECT reset_val FROM pg_settings WHERE name = 'statement_timeout')"),
+        ]
+    statement_ms = int(lock_timeout_ms) + STATEMENT_TIMEOUT_MARGIN_MS
+    return [("lock_timeout", f"'{int(lock_timeout_ms)}'"), ("statement_timeout", f"'{statement_ms}'")]
 
 
 def _create_sqlite_engine(url: str) -> Engine:

@@ -39,7 +39,8 @@ class Statements:
         kept = session.info.get(_KEY)
         transaction = session.get_transaction()
         if kept is not None and transaction is not None and kept[0] is transaction and transaction.is_active:
-            return kept[1]  # type: ignore[no-any-return]  (one per transaction of the session)
+            statements: Statements = kept[1]  # one per transaction of the session
+            return statements
         connection = session.connection()  # begins the session's transaction if it has not
         statements = super().__new__(cls)
         statements._connection = connection

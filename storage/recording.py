@@ -1,4 +1,4 @@
-"""Writing one movement: its ledger row, its running totals and the Home board's change mark, in the
+"""Writing one movement: its ledger row, its running totals and the Home boards' stale mark, in the
 caller's transaction, as plain statements (`/arrivals` and `/departures` run hundreds of times a
 second under load; see storage/lean.py)."""
 
@@ -9,8 +9,9 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from storage import changes, totals
+from storage import home_boards, totals
 from storage.lean import Statements
+from storage.ledger import CountryStatus
 from storage.models import MovementKind
 
 _INSERT = (
@@ -37,8 +38,13 @@ class Entry:
     reverses_id: int | None = None
 
 
-def record_movement(session: Session, entry: Entry) -> Entry:
-    """Write `entry` and add it to the running totals; returns it with its id."""
+def record_movement(session: Session, entry: Entry) -> tuple[Entry, CountryStatus]:
+    """Write `entry` and add it to the running totals; returns it with its id, and its country's
+    totals with it.
+
+    The totals row is written last: on PostgreSQL its row lock is held from that statement to the
+    commit, and every movement of that country and capability waits for it, so nothing else runs
+    in between (the country's totals are read before it and the entry added to them)."""
     sql = Statements(session)
     entry_id = sql.insert(
         _INSERT,
@@ -55,7 +61,11 @@ def record_movement(session: Session, entry: Entry) -> Entry:
             sql.when(entry.created_at),
         ),
     )
+    home_boards.mark_stale(session, entry.created_at)
+    status = totals.deployment_status(session, entry.country).get(entry.country, CountryStatus(entry.country))
     arrived, departed = (entry.count, 0) if entry.kind is MovementKind.ARRIVAL else (0, entry.count)
+    bucket = status.bucket(entry.capability)
+    bucket.arrived += arrived
+    bucket.departed += departed
     totals.add_movement(sql, entry.country, entry.capability, arrived, departed)
-    changes.mark_board_changed(session)
-    return replace(entry, id=entry_id)
+    return replace(entry, id=entry_id), status

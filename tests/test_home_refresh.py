@@ -245,7 +245,7 @@ def test_a_command_adds_one_insert_and_never_asks_about_home_visitors(
     assert not [s for s in with_visitors if "outbox" in s]
 
     # What the mark costs: exactly that one statement.
-    monkeypatch.setattr(home, "mark_stale", lambda *args: None)
+    monkeypatch.setattr(home_boards, "mark_stale", lambda *args: None)
     unmarked = capture_statements(bot, lambda: arrivals(bot, 4))
     assert len(with_visitors) - len(unmarked) == 1
 

@@ -44,11 +44,13 @@ def test_an_arrival_is_one_transaction_with_its_signature_ledger_row_log_totals_
     writes = [s.split("(")[0].strip() for s in statements if s.upper().startswith("INSERT")]
     assert writes == [
         "INSERT INTO seen_request",
-        "INSERT INTO movement",
-        "INSERT INTO deployment_total",
         "INSERT INTO command_log",
+        "INSERT INTO movement",
         "INSERT INTO home_board_change",  # Home boards refresh later (bot/home.py)
+        "INSERT INTO deployment_total",  # last: on PostgreSQL its row lock lasts until the commit
     ]
+    last_write = max(i for i, s in enumerate(statements) if s.upper().startswith(("INSERT", "UPDATE")))
+    assert "deployment_total" in statements[last_write]
 
 
 def test_rows_written_plainly_read_back_through_the_orm(any_bot: RunningBot) -> None:

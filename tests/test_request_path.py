@@ -119,3 +119,36 @@ def test_only_the_replay_guard_may_commit_without_waiting_for_the_disk(database_
                 assert session.execute(text(ask)).scalar_one() == durable
     finally:
         db.dispose()
+
+
+def test_postgres_request_timeouts_are_kept_per_connection_and_reset_for_background_work(
+    postgres_url: str,
+) -> None:
+    """Requests wait at most 1.5 s for a lock; background work waits as the server says. The setting
+    is kept on the pooled connection (no round trip per request), and a rollback forgets it."""
+    db = Database.from_url(postgres_url)
+    ask = text("SELECT current_setting('lock_timeout'), current_setting('statement_timeout')")
+    try:
+        db.migrate()
+        with db.engine.connect() as connection:
+            server = tuple(connection.execute(ask).one())
+        request = ("1500ms", "2500ms")
+        for _ in range(2):
+            with db.request_session() as session:
+                assert tuple(session.execute(ask).one()) == request
+            with db.session() as session:
+                assert tuple(session.execute(ask).one()) == server
+
+        def rolled_back_request() -> None:
+            with db.request_session() as session:
+                assert tuple(session.execute(ask).one()) == request
+                raise RuntimeError("rolled back")
+
+        with pytest.raises(RuntimeError):
+            rolled_back_request()
+        with db.request_session() as session:
+            assert tuple(session.execute(ask).one()) == request
+        with db.session() as session:
+            assert tuple(session.execute(ask).one()) == server
+    finally:
+        db.dispose()
