@@ -51,6 +51,10 @@ class Statements:
         session.info[_KEY] = (session.get_transaction(), statements)
         return statements
 
+    @property
+    def postgres(self) -> bool:
+        return self._postgres
+
     def when(self, moment: datetime) -> Any:
         """A timezone-aware moment as the `UTCDateTime` columns store it."""
         return self._time(moment)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, Index, String, Text, UniqueConstraint, false
+from sqlalchemy import Column, Index, SmallInteger, String, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime
@@ -54,12 +54,15 @@ class Pledge(SQLModel, table=True):
 
 class DeploymentTotal(SQLModel, table=True):
     """What the ledgers add up to for one country and capability (`""`: recorded without one), updated
-    in the same transaction as each ledger row (storage.totals); `liaison doctor` checks it."""
+    in the same transaction as each ledger row (storage.totals); `liaison doctor` checks it. Split
+    over a few shards (summed when read) so that concurrent movements of one country do not all wait
+    on one row until each commits (PostgreSQL); a pledge is kept on shard 0."""
 
     __tablename__ = "deployment_total"
 
     country: str = Field(primary_key=True, max_length=2)
     capability: str = Field(primary_key=True, max_length=40)
+    shard: int = Field(default=0, primary_key=True, sa_type=SmallInteger)
     pledged: int = 0
     arrived: int = 0
     departed: int = 0

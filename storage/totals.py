@@ -8,6 +8,7 @@ rows also upserts their totals (a session-wide listener, so no code path can for
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -31,16 +32,21 @@ def _capability(key: str) -> str | None:
     return None if key == NO_CAPABILITY else key
 
 
-_SELECT = "SELECT country, capability, pledged, arrived, departed FROM deployment_total"
+_SELECT = "SELECT country, capability, SUM(pledged), SUM(arrived), SUM(departed) FROM deployment_total"
+_GROUP = " GROUP BY country, capability"
+# PostgreSQL: a movement adds to one of these rows, picked at random, so concurrent movements of one
+# country and capability rarely wait on each other's row lock until their commits. SQLite has one
+# writer at a time anyway: one row.
+POSTGRES_SHARDS = 8
 
 
 def deployment_status(session: Session, country: str | None = None) -> dict[str, CountryStatus]:
     """The same answer as `ledger.deployment_status`, read from the running totals (one small query)."""
     sql = Statements(session)
     if country is None:
-        rows = sql.all(_SELECT + " ORDER BY country")
+        rows = sql.all(_SELECT + _GROUP + " ORDER BY country")
     else:
-        rows = sql.all(_SELECT + " WHERE country = ?", (country,))
+        rows = sql.all(_SELECT + " WHERE country = ?" + _GROUP, (country,))
     statuses: dict[str, CountryStatus] = {}
     for code, capability, pledged, arrived, departed in rows:
         bucket = statuses.setdefault(code, CountryStatus(code)).bucket(_capability(capability))
@@ -50,16 +56,21 @@ def deployment_status(session: Session, country: str | None = None) -> dict[str,
 
 def on_duty(session: Session, country: str, capability: str | None) -> int:
     row = Statements(session).one(
-        "SELECT arrived - departed FROM deployment_total WHERE country = ? AND capability = ?",
+        "SELECT SUM(arrived - departed) FROM deployment_total WHERE country = ? AND capability = ?",
         (country, _key(capability)),
     )
-    return 0 if row is None else int(row[0])
+    return 0 if row is None or row[0] is None else int(row[0])
+
+
+def _pick_shard(postgres: bool) -> int:
+    return random.randrange(POSTGRES_SHARDS) if postgres else 0  # noqa: S311  (spreading, not secrecy)
 
 
 def add_movement(sql: Statements, country: str, capability: str | None, arrived: int, departed: int) -> None:
     """The totals of a movement row written on the driver's cursor (the flush listener below sees
     only rows written through the ORM)."""
-    sql.execute(_ADD_MOVEMENTS_PLAIN, (country, _key(capability), arrived, departed))
+    shard = _pick_shard(sql.postgres)
+    sql.execute(_ADD_MOVEMENTS_PLAIN, (country, _key(capability), shard, arrived, departed))
 
 
 @dataclass
@@ -89,24 +100,25 @@ def _collect(rows: Iterable[object]) -> dict[tuple[str, str], _Delta]:
 # One statement per (country, capability) a flush touched, written once: SQLite (3.24+) and PostgreSQL
 # share this upsert syntax, and a prepared text skips building an INSERT construct on every command.
 _ADD_MOVEMENTS = text(
-    "INSERT INTO deployment_total (country, capability, pledged, arrived, departed) "
-    "VALUES (:country, :capability, 0, :arrived, :departed) "
-    "ON CONFLICT (country, capability) DO UPDATE SET "
+    "INSERT INTO deployment_total (country, capability, shard, pledged, arrived, departed) "
+    "VALUES (:country, :capability, :shard, 0, :arrived, :departed) "
+    "ON CONFLICT (country, capability, shard) DO UPDATE SET "
     "arrived = deployment_total.arrived + excluded.arrived, "
     "departed = deployment_total.departed + excluded.departed"
 )
+# A pledge replaces the previous one: it is kept on shard 0 only (the other shards' pledged stays 0).
 _ADD_WITH_PLEDGE = text(
-    "INSERT INTO deployment_total (country, capability, pledged, arrived, departed) "
-    "VALUES (:country, :capability, :pledged, :arrived, :departed) "
-    "ON CONFLICT (country, capability) DO UPDATE SET pledged = excluded.pledged, "
+    "INSERT INTO deployment_total (country, capability, shard, pledged, arrived, departed) "
+    "VALUES (:country, :capability, 0, :pledged, :arrived, :departed) "
+    "ON CONFLICT (country, capability, shard) DO UPDATE SET pledged = excluded.pledged, "
     "arrived = deployment_total.arrived + excluded.arrived, "
     "departed = deployment_total.departed + excluded.departed"
 )
 
 
 _ADD_MOVEMENTS_PLAIN = (
-    "INSERT INTO deployment_total (country, capability, pledged, arrived, departed) VALUES (?, ?, 0, ?, ?) "
-    "ON CONFLICT (country, capability) DO UPDATE SET "
+    "INSERT INTO deployment_total (country, capability, shard, pledged, arrived, departed) "
+    "VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT (country, capability, shard) DO UPDATE SET "
     "arrived = deployment_total.arrived + excluded.arrived, "
     "departed = deployment_total.departed + excluded.departed"
 )
@@ -120,7 +132,8 @@ def _upsert(session: Session, country: str, capability: str, delta: _Delta) -> N
         "departed": delta.departed,
     }
     if delta.pledge is None:
-        session.execute(_ADD_MOVEMENTS, values)
+        shard = _pick_shard(session.get_bind().dialect.name == "postgresql")
+        session.execute(_ADD_MOVEMENTS, {**values, "shard": shard})
     else:
         session.execute(_ADD_WITH_PLEDGE, {**values, "pledged": delta.pledge[1]})
 

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import event
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-from storage import models
+from storage import models, recording, totals
+from storage.db import Database
 from storage.lean import Statements
+from storage.recording import Entry
 from tests.support.bot import RunningBot, reply_text
 
 
@@ -96,3 +98,42 @@ def test_driver_errors_surface_as_sqlalchemys(any_bot: RunningBot) -> None:
     with pytest.raises(IntegrityError):
         insert_twice()
     assert any_bot.count(models.SeenRequest) == 0  # rolled back whole
+
+
+def entry(user: str, now: datetime) -> Entry:
+    return Entry(
+        country="PL",
+        kind=models.MovementKind.ARRIVAL,
+        count=1,
+        capability=None,
+        location=None,
+        note=None,
+        recorded_by=user,
+        channel_id="C0PL",
+        command_text="/arrivals poland 1",
+        created_at=now,
+    )
+
+
+def test_postgres_arrivals_of_one_country_do_not_wait_on_each_others_totals(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two arrivals for Poland in flight at once: with the totals split over shards, the second does
+    not wait for the first to commit (on one row it would, and run out of its lock timeout)."""
+    db = Database.from_url(postgres_url)
+    now = datetime(2026, 7, 20, tzinfo=UTC)
+    try:
+        db.migrate()
+        shards = iter([0, 1, 0])
+        monkeypatch.setattr(totals, "_pick_shard", lambda postgres: next(shards))
+        with db.session() as first:
+            recording.record_movement(first, entry("U0FIRST", now))  # shard 0, not committed yet
+            with db.session(lock_timeout_ms=200) as second:
+                recording.record_movement(second, entry("U0SECOND", now))  # shard 1: no wait
+            with pytest.raises(OperationalError), db.session(lock_timeout_ms=200) as third:
+                recording.record_movement(third, entry("U0THIRD", now))  # shard 0: waits, gives up
+        with db.session() as session:
+            assert totals.on_duty(session, "PL", None) == 2
+            assert totals.deployment_status(session, "PL")["PL"].total.arrived == 2
+    finally:
+        db.dispose()

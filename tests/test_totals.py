@@ -219,7 +219,7 @@ def test_doctor_finds_totals_that_disagree_with_the_ledger_and_repairs_them(
     with runtime.db.session() as session:  # what a bug or a hand-edited database could do
         session.execute(
             update(DeploymentTotal)
-            .where(DeploymentTotal.country == "PL")  # type: ignore[arg-type]
+            .where(DeploymentTotal.country == "PL", DeploymentTotal.arrived > 0)  # type: ignore[arg-type]
             .values(arrived=99)
         )
         session.execute(delete(DeploymentTotal).where(DeploymentTotal.country == "DE"))  # type: ignore[arg-type]
