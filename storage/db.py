@@ -16,7 +16,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.pool import QueuePool, StaticPool
 from sqlmodel import Session
 
@@ -53,7 +53,24 @@ def create_db_engine(url: str) -> Engine:
     url = normalize_database_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         return _create_sqlite_engine(url)
-    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    engine = create_engine(url, pool_size=10, max_overflow=10)
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        # SQLAlchemy's pool_pre_ping would cost a round trip on every transaction. A connection
+        # used moments ago is alive (if the server went away since, that transaction fails and
+        # the pool is renewed); one idle for a while is checked before it is handed out.
+        if time.monotonic() - record.info.get(_LAST_USED, 0.0) < PG_PING_AFTER_IDLE_S:
+            return
+        try:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        except Exception as error:
+            raise DisconnectionError("the pooled connection is gone") from error  # the pool reconnects
+
+    @event.listens_for(engine, "checkin")
+    def _remember_use(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_LAST_USED] = time.monotonic()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -82,7 +99,9 @@ def create_db_engine(url: str) -> Engine:
     return engine
 
 
-_PG_TIMEOUTS = "liaison.timeouts"  # the lock timeout a pooled PostgreSQL connection is set to
+_PG_TIMEOUTS = "liaison.timeouts"
+_LAST_USED = "liaison.last_used"
+PG_PING_AFTER_IDLE_S = 1.0  # a pooled PostgreSQL connection idle this long is pinged before use  # the lock timeout a pooled PostgreSQL connection is set to
 
 
 def _pg_timeouts(lock_timeout_ms: int | None) -> list[tuple[str, str]]:

@@ -152,3 +152,26 @@ def test_postgres_request_timeouts_are_kept_per_connection_and_reset_for_backgro
             assert tuple(session.execute(ask).one()) == server
     finally:
         db.dispose()
+
+
+def test_a_postgres_connection_gone_while_idle_is_replaced_before_use(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server restarted (or dropped the connection) while the pool held it: a connection idle
+    for a while is checked first and replaced; one used moments ago is trusted (no round trip)."""
+    db = Database.from_url(postgres_url)
+    ask_pid = text("SELECT pg_backend_pid()")
+    try:
+        db.migrate()
+        with db.session() as session:
+            pid = session.execute(ask_pid).scalar_one()
+        admin = Database.from_url(postgres_url)
+        with admin.engine.connect() as connection:
+            connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            connection.commit()
+        admin.dispose()
+        monkeypatch.setattr(storage.db, "PG_PING_AFTER_IDLE_S", 0.0)  # it has been idle long enough
+        with db.request_session() as session:
+            assert session.execute(ask_pid).scalar_one() != pid  # a new connection, no error
+    finally:
+        db.dispose()
