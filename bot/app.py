@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.middleware import Middleware
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -55,21 +57,29 @@ def create_app(runtime: Runtime, *, signing_secret: str | None, token: str) -> A
             max_workers=runtime.settings.listener_threads, thread_name_prefix="liaison-listener"
         ),
     )
-    app.middleware(_skip_redelivered_events(runtime))
+    app.use(SkipRedeliveredEvents(runtime))
     register(app, runtime)
     return app
 
 
-def _skip_redelivered_events(runtime: Runtime) -> Any:
-    """Slack redelivers events it thinks were missed (X-Slack-Retry-Num): act on each event_id once."""
+class SkipRedeliveredEvents(Middleware):
+    """Slack redelivers events it thinks were missed (X-Slack-Retry-Num): act on each event_id once.
 
-    def middleware(req: BoltRequest, resp: BoltResponse, next: Any) -> BoltResponse | None:
+    A class rather than a function middleware: Bolt inspects a function's parameters on every
+    request to build its arguments, and every request passes through here."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    def process(
+        self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
+    ) -> BoltResponse | None:
         event_id = req.body.get("event_id") if req.body.get("type") == "event_callback" else None
         if not event_id:
-            return next()  # type: ignore[no-any-return]
+            return next()
         try:
-            with runtime.db.request_session() as session:
-                session.add(ProcessedEvent(event_id=str(event_id), received_at=runtime.clock.now()))
+            with self._runtime.db.request_session() as session:
+                session.add(ProcessedEvent(event_id=str(event_id), received_at=self._runtime.clock.now()))
         except OperationalError as error:
             if not is_database_busy(error):
                 raise
@@ -79,9 +89,7 @@ def _skip_redelivered_events(runtime: Runtime) -> Any:
             retry = req.headers.get("x-slack-retry-num", ["?"])[0]
             log.info("event %s already handled; ignoring redelivery (retry %s)", event_id, retry)
             return BoltResponse(status=200, body="")
-        return next()  # type: ignore[no-any-return]
-
-    return middleware
+        return next()
 
 
 def register(app: App, runtime: Runtime) -> None:

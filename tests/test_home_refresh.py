@@ -214,7 +214,8 @@ def capture_statements(bot: RunningBot, action: Callable[[], object]) -> list[st
     statements: list[str] = []
 
     def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(" ".join(statement.split()))
+        if not statement.startswith("SELECT set_config("):  # a pooled connection's settings, set on change
+            statements.append(" ".join(statement.split()))
 
     event.listen(bot.runtime.db.engine, "before_cursor_execute", seen)
     try:
