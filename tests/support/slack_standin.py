@@ -732,6 +732,9 @@ _DEFAULT_ANSWERS: dict[str, Callable[[SlackStandIn, Params], Params]] = {
 
 class _StandInServer(ThreadingHTTPServer):
     daemon_threads = True
+    # Slack takes any number of connections. socketserver's default backlog (5) drops the SYNs of a
+    # burst (the outbox opens 8 at once), and the kernel retries each a whole second later.
+    request_queue_size = 128
     standin: SlackStandIn
 
 
