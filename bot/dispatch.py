@@ -78,33 +78,36 @@ def run_in_context(
     With `guard`, the request's signature is remembered in the same transaction, and a replay is
     answered without acting.
     """
+    def transaction(session: Session) -> tuple[Reply, bool]:
+        if guard is not None and not guard.first_time(session):
+            log.warning("refused a replayed %s command (signature already used)", command)
+            return replay_reply(), False
+        ctx = CommandContext(
+            session=session,
+            caller=caller,
+            clock=runtime.clock,
+            config=runtime.config,
+            command=command,
+            confirmed_duplicate=confirmed_duplicate,
+            channels=SlackChannels.reading_with(runtime.client, runtime.tokens.current),
+        )
+        if respond is None:
+            reply = handle(ctx)
+        else:
+            try:
+                with session.begin_nested():
+                    reply = handle(ctx)
+                done = True
+            except UsageError as error:
+                reply, done = error.reply(), False
+            respond(ctx, reply, done)
+        session.flush()
+        if changes.board_changed(session):
+            _mark_home_boards_stale(runtime, session)
+        return reply, outbox.enqueued_in(session)
+
     try:
-        with runtime.db.request_session() as session:
-            if guard is not None and not guard.first_time(session):
-                log.warning("refused a replayed %s command (signature already used)", command)
-                return replay_reply()
-            ctx = CommandContext(
-                session=session,
-                caller=caller,
-                clock=runtime.clock,
-                config=runtime.config,
-                command=command,
-                confirmed_duplicate=confirmed_duplicate,
-                channels=SlackChannels.reading_with(runtime.client, runtime.tokens.current),
-            )
-            if respond is None:
-                reply = handle(ctx)
-            else:
-                try:
-                    with session.begin_nested():
-                        reply = handle(ctx)
-                    done = True
-                except UsageError as error:
-                    reply, done = error.reply(), False
-                respond(ctx, reply, done)
-            session.flush()
-            if changes.board_changed(session):
-                _mark_home_boards_stale(runtime, session)
+        reply, enqueued = runtime.db.run_request(transaction)
     except UsageError as error:
         if guard is not None:
             guard.refused()
@@ -116,7 +119,7 @@ def run_in_context(
         if respond is not None:
             _respond_after_failure(runtime, caller, command, respond, reply)
         return reply
-    if outbox.enqueued_in(session):  # most commands only answer in the ack: no claim query for nothing
+    if enqueued:  # most commands only answer in the ack: no claim query for nothing
         runtime.outbox.wake()
     return reply
 

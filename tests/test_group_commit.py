@@ -208,3 +208,100 @@ def test_a_request_waits_at_most_its_lock_timeout_for_its_turn(
     finally:
         release.set()
         holder.join(10)
+
+
+# -- requests on the writer thread (GroupCommit.run, Database.run_request) ---------------------------
+
+
+def remember(signature: str) -> Any:
+    def work(session: Any) -> str:
+        session.add(SeenRequest(signature=signature, expires_at=EXPIRES))
+        session.flush()
+        return signature
+
+    return work
+
+
+def test_requests_queued_for_the_writer_share_one_commit_and_return_after_it(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(GroupCommit, "MAX_GROUP_AGE_S", 60.0)
+    path = Path(str(database.engine.url.database))
+    commits = count_commits(database)
+    holding, release = threading.Event(), threading.Event()
+    outcomes: dict[str, Any] = {}
+
+    def hold(session: Any) -> None:  # the first request holds the writer until the others queued
+        holding.set()
+        release.wait(10)
+
+    def request(signature: str) -> None:
+        try:
+            database.run_request(remember(signature))
+            outcomes[signature] = "committed" if signature in committed_signatures(path) else "not on disk"
+        except Exception as error:
+            outcomes[signature] = error
+
+    first = threading.Thread(target=database.run_request, args=(hold,))
+    first.start()
+    assert holding.wait(10)
+    signatures = [f"v0=writer{i}" for i in range(6)]
+    threads = [threading.Thread(target=request, args=(s,)) for s in signatures]
+    for thread in threads:
+        thread.start()
+    while group_of(database)._queue.qsize() < len(signatures):
+        threading.Event().wait(0.001)
+    release.set()
+    for thread in [first, *threads]:
+        thread.join(10)
+
+    assert outcomes == dict.fromkeys(signatures, "committed")
+    assert commits[0] == 1  # the holder and the six queued behind it: one transaction, one sync
+
+
+def test_a_request_failing_on_the_writer_gets_its_own_error_and_the_others_commit(database: Database) -> None:
+    def refused(session: Any) -> None:
+        session.add(SeenRequest(signature="v0=refused", expires_at=EXPIRES))
+        session.flush()
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError, match="refused"):
+        database.run_request(refused)
+    assert database.run_request(remember("v0=kept")) == "v0=kept"
+    path = Path(str(database.engine.url.database))
+    assert committed_signatures(path) == {"v0=kept"}
+
+
+def test_a_request_not_started_within_its_wait_is_abandoned_and_never_runs(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slack gives up after 3 s: a request still queued when its wait runs out is answered "busy" and
+    is not carried out later, when the writer gets to it."""
+    monkeypatch.setattr(storage_db, "REQUEST_LOCK_TIMEOUT_MS", 50)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with database.session():  # a long background unit holds the writer's turn
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(10)
+    try:
+        with pytest.raises(OperationalError, match="locked"):
+            database.run_request(remember("v0=late"))
+    finally:
+        release.set()
+        holder.join(10)
+    assert database.run_request(remember("v0=next")) == "v0=next"  # the writer goes on
+    path = Path(str(database.engine.url.database))
+    assert committed_signatures(path) == {"v0=next"}
+
+
+def test_a_request_inside_a_unit_of_its_own_thread_runs_nested(database: Database) -> None:
+    path = Path(str(database.engine.url.database))
+    with database.session() as outer:
+        outer.add(SeenRequest(signature="v0=outer", expires_at=EXPIRES))
+        assert database.run_request(remember("v0=inner")) == "v0=inner"
+    assert committed_signatures(path) == {"v0=outer", "v0=inner"}
