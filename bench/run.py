@@ -92,6 +92,20 @@ class Target:
     cleanup: list[Path] = field(default_factory=list)
 
 
+def liaison_targets(name: str, urls: tuple[str, str], env: dict[str, str], workers: int) -> list[Target]:
+    """`liaison serve` on `urls[0]`, and `liaison serve --workers N` on `urls[1]`."""
+    serve = [sys.executable, "-m", "bot.cli", "--log-level", "WARNING", "serve"]
+    return [
+        Target(name, serve, {**env, "DATABASE_URL": urls[0]}, count_stored=urls[0]),
+        Target(
+            f"{name}-x{workers}",
+            [*serve, "--workers", str(workers)],
+            {**env, "DATABASE_URL": urls[1]},
+            count_stored=urls[1],
+        ),
+    ]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -465,54 +479,15 @@ def main(argv: list[str] | None = None) -> int:
                 count_stored=f"sqlite:///{tmp / 'peer.db'}",
                 peer_table=True,
             ),
-            Target(
+            *liaison_targets(
                 "liaison-sqlite",
-                [python, "-m", "bot.cli", "--log-level", "WARNING", "serve"],
-                {**served, "DATABASE_URL": sqlite_url},
-                count_stored=sqlite_url,
-            ),
-            Target(
-                f"liaison-sqlite-x{args.workers}",
-                [
-                    python,
-                    "-m",
-                    "bot.cli",
-                    "--log-level",
-                    "WARNING",
-                    "serve",
-                    "--workers",
-                    str(args.workers),
-                ],
-                {**served, "DATABASE_URL": f"sqlite:///{tmp / 'liaison-x.db'}"},
-                count_stored=f"sqlite:///{tmp / 'liaison-x.db'}",
+                (sqlite_url, f"sqlite:///{tmp / 'liaison-x.db'}"),
+                served,
+                args.workers,
             ),
         ]
         if pg_url is not None:
-            targets.append(
-                Target(
-                    "liaison-pg",
-                    [python, "-m", "bot.cli", "--log-level", "WARNING", "serve"],
-                    {**served, "DATABASE_URL": pg_url},
-                    count_stored=pg_url,
-                )
-            )
-            targets.append(
-                Target(
-                    f"liaison-pg-x{args.workers}",
-                    [
-                        python,
-                        "-m",
-                        "bot.cli",
-                        "--log-level",
-                        "WARNING",
-                        "serve",
-                        "--workers",
-                        str(args.workers),
-                    ],
-                    {**served, "DATABASE_URL": pg_url},
-                    count_stored=pg_url,
-                )
-            )
+            targets += liaison_targets("liaison-pg", (pg_url, pg_url), served, args.workers)
         print(HEADER, flush=True)
         for target in targets:
             if wanted is None or target.name in wanted:

@@ -78,6 +78,7 @@ def run_in_context(
     With `guard`, the request's signature is remembered in the same transaction, and a replay is
     answered without acting.
     """
+
     def transaction(session: Session) -> tuple[Reply, bool]:
         if guard is not None and not guard.first_time(session):
             log.warning("refused a replayed %s command (signature already used)", command)

@@ -366,7 +366,9 @@ class GroupCommit:
             return
         with self._counter:
             if self._writer is None:
-                self._writer = threading.Thread(target=self._write_loop, name="liaison-sqlite-writer", daemon=True)
+                self._writer = threading.Thread(
+                    target=self._write_loop, name="liaison-sqlite-writer", daemon=True
+                )
                 self._writer.start()
 
     def _write_loop(self) -> None:

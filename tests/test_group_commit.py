@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,26 @@ def group_of(database: Database) -> GroupCommit:
     group = database._group
     assert group is not None
     return group
+
+
+@contextmanager
+def turn_held_by_background_work(database: Database) -> Iterator[None]:
+    """A long background unit of work holds the writer's turn for the duration of the block."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with database.session():
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(10)
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join(10)
 
 
 def queue_behind_a_held_turn(database: Database, units: list[str], fail: str | None = None) -> list[Any]:
@@ -192,22 +213,12 @@ def test_a_request_waits_at_most_its_lock_timeout_for_its_turn(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(storage_db, "REQUEST_LOCK_TIMEOUT_MS", 50)
-    holding, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with database.session():
-            holding.set()
-            release.wait(10)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    assert holding.wait(10)
-    try:
-        with pytest.raises(OperationalError, match="locked"), database.request_session():
-            pass
-    finally:
-        release.set()
-        holder.join(10)
+    with (
+        turn_held_by_background_work(database),
+        pytest.raises(OperationalError, match="locked"),
+        database.request_session(),
+    ):
+        pass
 
 
 # -- requests on the writer thread (GroupCommit.run, Database.run_request) ---------------------------
@@ -278,22 +289,8 @@ def test_a_request_not_started_within_its_wait_is_abandoned_and_never_runs(
     """Slack gives up after 3 s: a request still queued when its wait runs out is answered "busy" and
     is not carried out later, when the writer gets to it."""
     monkeypatch.setattr(storage_db, "REQUEST_LOCK_TIMEOUT_MS", 50)
-    holding, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with database.session():  # a long background unit holds the writer's turn
-            holding.set()
-            release.wait(10)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    assert holding.wait(10)
-    try:
-        with pytest.raises(OperationalError, match="locked"):
-            database.run_request(remember("v0=late"))
-    finally:
-        release.set()
-        holder.join(10)
+    with turn_held_by_background_work(database), pytest.raises(OperationalError, match="locked"):
+        database.run_request(remember("v0=late"))
     assert database.run_request(remember("v0=next")) == "v0=next"  # the writer goes on
     path = Path(str(database.engine.url.database))
     assert committed_signatures(path) == {"v0=next"}
