@@ -287,9 +287,12 @@ class GroupCommit:
     member returns only once that commit is on disk. So a Slack command is still acknowledged only
     after its own data is durable, and one sync serves many commands.
 
-    Slack requests (units with a lock timeout) join an open group for up to MAX_GROUP_AGE_S;
-    background work (the outbox, the scheduler, exports) commits any open group first and runs in
-    a transaction of its own, so a long job never delays a command's acknowledgement.
+    Slack requests come through `run`: they queue for one writer thread, which takes the turn once
+    and runs the queued requests back to back (no hand-off of the turn between two of them). Units
+    opened with `unit` (a `with db.session()` block) take the turn themselves; those of a Slack
+    request (with a lock timeout) join an open group for up to MAX_GROUP_AGE_S, while background work
+    (the outbox, the scheduler, exports) commits any open group first and runs in a transaction of
+    its own, so a long job never delays a command's acknowledgement.
     """
 
     MAX_GROUP = 64
