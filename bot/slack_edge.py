@@ -4,8 +4,10 @@ Bolt parses a body before it checks the signature (a bad body is a 500 with a tr
 refused bodies in full. Here nothing about a request is parsed or logged before its signature and
 timestamp are verified on the raw bytes; refusals are counted and logged briefly, at a bounded
 rate; a verified body is checked for shape (`bot/payloads.py`) and its signature remembered for the
-five-minute window, so a replayed request is not acted on twice. Bolt then dispatches as usual
-(its own verification is off: it happened here, on the runtime's clock).
+five-minute window, so a replayed request is not acted on twice — a slash command's in the
+command's own transaction (a `replays.Guard` handed to its listener through Bolt's context), any
+other request's before dispatch. Bolt then dispatches as usual (its own verification is off: it
+happened here, on the runtime's clock).
 """
 
 from __future__ import annotations
