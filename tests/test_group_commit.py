@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from storage import db as storage_db
 from storage.db import Database, GroupCommit
+from storage.lean import Statements
 from storage.models import SeenRequest
 
 EXPIRES = datetime(2026, 7, 20, tzinfo=UTC)
@@ -75,7 +76,9 @@ def turn_held_by_background_work(database: Database) -> Iterator[None]:
         holder.join(10)
 
 
-def queue_behind_a_held_turn(database: Database, units: list[str], fail: str | None = None) -> list[Any]:
+def queue_behind_a_held_turn(
+    database: Database, units: list[str], fail: str | None = None, roll_back: str | None = None
+) -> list[Any]:
     """One request holds the turn while `units` more queue behind it; then all run. Each thread's
     outcome: "committed" (its row readable by another connection the moment it returned) or the error."""
     path = Path(str(database.engine.url.database))
@@ -93,6 +96,10 @@ def queue_behind_a_held_turn(database: Database, units: list[str], fail: str | N
                 if signature == fail:
                     session.flush()
                     raise RuntimeError("this unit fails")
+                if signature == roll_back:
+                    session.flush()
+                    session.rollback()  # this unit's work so far, not the group's
+                    session.add(SeenRequest(signature=f"{signature}-kept", expires_at=EXPIRES))
             outcomes[index] = "committed" if signature in committed_signatures(path) else "not on disk"
         except Exception as error:
             outcomes[index] = error
@@ -302,3 +309,41 @@ def test_a_request_inside_a_unit_of_its_own_thread_runs_nested(database: Databas
         outer.add(SeenRequest(signature="v0=outer", expires_at=EXPIRES))
         assert database.run_request(remember("v0=inner")) == "v0=inner"
     assert committed_signatures(path) == {"v0=outer", "v0=inner"}
+
+
+def test_a_unit_failing_in_its_flush_leaves_nothing_of_itself_in_the_group(database: Database) -> None:
+    """A plain-statement write, then a flush that fails (a duplicate key): neither is committed, and
+    the unit after it in the same group commits as usual."""
+    path = Path(str(database.engine.url.database))
+    database.run_request(remember("v0=taken"))
+
+    def half_then_duplicate(session: Any) -> None:
+        sql = Statements(session)
+        sql.execute(
+            "INSERT INTO seen_request (signature, expires_at) VALUES (?, ?)", ("v0=half", sql.when(EXPIRES))
+        )
+        session.add(SeenRequest(signature="v0=taken", expires_at=EXPIRES))
+        session.flush()
+
+    with pytest.raises(IntegrityError):
+        database.run_request(half_then_duplicate)
+    assert database.run_request(remember("v0=after")) == "v0=after"
+    assert committed_signatures(path) == {"v0=taken", "v0=after"}
+
+
+def test_a_unit_that_rolls_back_its_session_undoes_only_itself(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`session.rollback()` inside a unit of a group: that unit's work so far is undone, the unit
+    goes on, and the group's other units stand."""
+    monkeypatch.setattr(GroupCommit, "MAX_GROUP_AGE_S", 60.0)
+    path = Path(str(database.engine.url.database))
+    commits = count_commits(database)
+
+    outcomes = queue_behind_a_held_turn(
+        database, ["v0=a", "v0=rolls-back", "v0=b"], roll_back="v0=rolls-back"
+    )
+
+    assert outcomes == ["committed", "committed", "not on disk", "committed"]
+    assert commits[0] == 1
+    assert committed_signatures(path) == {"v0=first", "v0=a", "v0=rolls-back-kept", "v0=b"}
