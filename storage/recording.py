@@ -42,9 +42,10 @@ def record_movement(session: Session, entry: Entry) -> tuple[Entry, CountryStatu
     """Write `entry` and add it to the running totals; returns it with its id, and its country's
     totals with it.
 
-    The totals row is written last: on PostgreSQL its row lock is held from that statement to the
-    commit, and every movement of that country and capability waits for it, so nothing else runs
-    in between (the country's totals are read before it and the entry added to them)."""
+    The totals row is written last: on PostgreSQL its row lock (one of the country's shards, see
+    storage.totals) is held from that statement to the commit, and a concurrent movement that picked
+    the same shard waits for it, so nothing else runs in between (the country's totals are read
+    before it and the entry added to them)."""
     sql = Statements(session)
     entry_id = sql.insert(
         _INSERT,
