@@ -33,8 +33,9 @@ class Statements:
     _postgres: bool
     _time: Callable[[datetime], Any]
 
-    def __new__(cls, session: Session) -> Statements:
-        if session.new or session.deleted or session.dirty:
+    def __new__(cls, session: Session, *, autoflush: bool = True) -> Statements:
+        """`autoflush=False`: inside a flush (a flush listener), where flushing again is an error."""
+        if autoflush and (session.new or session.deleted or session.dirty):
             session.flush()  # what the ORM would autoflush before a query of its own
         kept = session.info.get(_KEY)
         transaction = session.get_transaction()

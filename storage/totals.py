@@ -12,7 +12,7 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import delete, event, func, select, text
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.orm import UOWTransaction
 from sqlmodel import Session
 
@@ -67,10 +67,10 @@ def _pick_shard(postgres: bool) -> int:
 
 
 def add_movement(sql: Statements, country: str, capability: str | None, arrived: int, departed: int) -> None:
-    """The totals of a movement row written on the driver's cursor (the flush listener below sees
-    only rows written through the ORM)."""
+    """Add a movement to its country's running totals (rows written through the ORM get here from
+    the flush listener below; storage.recording calls it for the rows it writes itself)."""
     shard = _pick_shard(sql.postgres)
-    sql.execute(_ADD_MOVEMENTS_PLAIN, (country, _key(capability), shard, arrived, departed))
+    sql.execute(_ADD_MOVEMENTS, (country, _key(capability), shard, arrived, departed))
 
 
 @dataclass
@@ -97,52 +97,36 @@ def _collect(rows: Iterable[object]) -> dict[tuple[str, str], _Delta]:
     return deltas
 
 
-# One statement per (country, capability) a flush touched, written once: SQLite (3.24+) and PostgreSQL
-# share this upsert syntax, and a prepared text skips building an INSERT construct on every command.
-_ADD_MOVEMENTS = text(
-    "INSERT INTO deployment_total (country, capability, shard, pledged, arrived, departed) "
-    "VALUES (:country, :capability, :shard, 0, :arrived, :departed) "
-    "ON CONFLICT (country, capability, shard) DO UPDATE SET "
-    "arrived = deployment_total.arrived + excluded.arrived, "
-    "departed = deployment_total.departed + excluded.departed"
-)
-# A pledge replaces the previous one: it is kept on shard 0 only (the other shards' pledged stays 0).
-_ADD_WITH_PLEDGE = text(
-    "INSERT INTO deployment_total (country, capability, shard, pledged, arrived, departed) "
-    "VALUES (:country, :capability, 0, :pledged, :arrived, :departed) "
-    "ON CONFLICT (country, capability, shard) DO UPDATE SET pledged = excluded.pledged, "
-    "arrived = deployment_total.arrived + excluded.arrived, "
-    "departed = deployment_total.departed + excluded.departed"
-)
-
-
-_ADD_MOVEMENTS_PLAIN = (
+# Written once for both databases: SQLite (3.24+) and PostgreSQL share this upsert syntax.
+_ADD_MOVEMENTS = (
     "INSERT INTO deployment_total (country, capability, shard, pledged, arrived, departed) "
     "VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT (country, capability, shard) DO UPDATE SET "
     "arrived = deployment_total.arrived + excluded.arrived, "
     "departed = deployment_total.departed + excluded.departed"
 )
+# A pledge replaces the previous one: it is kept on shard 0 only (the other shards' pledged stays 0).
+_ADD_WITH_PLEDGE = (
+    "INSERT INTO deployment_total (country, capability, shard, pledged, arrived, departed) "
+    "VALUES (?, ?, 0, ?, ?, ?) ON CONFLICT (country, capability, shard) DO UPDATE SET "
+    "pledged = excluded.pledged, "
+    "arrived = deployment_total.arrived + excluded.arrived, "
+    "departed = deployment_total.departed + excluded.departed"
+)
 
 
-def _upsert(session: Session, country: str, capability: str, delta: _Delta) -> None:
-    values = {
-        "country": country,
-        "capability": capability,
-        "arrived": delta.arrived,
-        "departed": delta.departed,
-    }
+def _upsert(sql: Statements, country: str, capability: str, delta: _Delta) -> None:
     if delta.pledge is None:
-        shard = _pick_shard(session.get_bind().dialect.name == "postgresql")
-        session.execute(_ADD_MOVEMENTS, {**values, "shard": shard})
+        add_movement(sql, country, capability, delta.arrived, delta.departed)
     else:
-        session.execute(_ADD_WITH_PLEDGE, {**values, "pledged": delta.pledge[1]})
+        sql.execute(_ADD_WITH_PLEDGE, (country, capability, delta.pledge[1], delta.arrived, delta.departed))
 
 
 def _after_flush(session: Session, _context: UOWTransaction) -> None:
     if not session.new:
         return
+    sql = Statements(session, autoflush=False)
     for (country, capability), delta in _collect(session.new).items():
-        _upsert(session, country, capability, delta)
+        _upsert(sql, country, capability, delta)
 
 
 event.listen(Session, "after_flush", _after_flush)
