@@ -12,12 +12,14 @@ from storage.models import Role, UserRole
 
 def roles_of(ctx: CommandContext, user_id: str | None = None) -> set[Role]:
     user_id = user_id or ctx.caller.user_id
-    roles: set[Role] = set()
-    if user_id in ctx.config.admins:
-        roles.add(Role.ADMIN)
-    role = directory.role_name(ctx.session, user_id)
-    if role is not None:
-        roles.add(Role(role))
+    return _roles(ctx, user_id, directory.role_name(ctx.session, user_id))
+
+
+def _roles(ctx: CommandContext, user_id: str, granted: str | None) -> set[Role]:
+    """Admins from the configuration, plus the role granted in Liaison (if any)."""
+    roles = {Role.ADMIN} if user_id in ctx.config.admins else set()
+    if granted is not None:
+        roles.add(Role(granted))
     return roles
 
 
@@ -85,8 +87,8 @@ class Standing:
 
 def standing(ctx: CommandContext, country: Country, user_id: str | None = None) -> Standing:
     user_id = user_id or ctx.caller.user_id
-    role, liaisons = directory.standing_of(ctx.session, user_id, country.code)
-    is_ops = user_id in ctx.config.admins or role in (Role.ADMIN, Role.OPS)
+    granted, liaisons = directory.standing_of(ctx.session, user_id, country.code)
+    is_ops = bool(_roles(ctx, user_id, granted) & {Role.ADMIN, Role.OPS})
     return Standing(country, tuple(liaisons), user_id in liaisons, is_ops)
 
 
