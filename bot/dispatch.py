@@ -80,9 +80,8 @@ def run_in_context(
     """
 
     def transaction(session: Session) -> tuple[Reply, bool]:
-        if guard is not None and not guard.first_time(session):
-            log.warning("refused a replayed %s command (signature already used)", command)
-            return replay_reply(), False
+        if guard is not None:
+            guard.remember_in(session)  # a replay raises Replayed when checked, before any commit
         ctx = CommandContext(
             session=session,
             caller=caller,
@@ -110,9 +109,13 @@ def run_in_context(
     try:
         reply, enqueued = runtime.db.run_request(transaction)
     except UsageError as error:
-        if guard is not None:
-            guard.refused()
+        if guard is not None and _replayed_refusal(runtime, guard):
+            log.warning("refused a replayed %s command (signature already used)", command)
+            return replay_reply()
         return error.reply()
+    except replays.Replayed:
+        log.warning("refused a replayed %s command (signature already used)", command)
+        return replay_reply()
     except Exception as error:
         if guard is not None:
             guard.failed()
@@ -123,6 +126,20 @@ def run_in_context(
     if enqueued:  # most commands only answer in the ack: no claim query for nothing
         runtime.outbox.wake()
     return reply
+
+
+def _replayed_refusal(runtime: Runtime, guard: replays.Guard) -> bool:
+    """A refused command's transaction rolled back with its signature's note (which may not even
+    have reached the server): remember the signature on its own. True when it was a replay."""
+    try:
+        with runtime.db.request_session(durable=False) as session:
+            guard.remember_in(session)
+    except replays.Replayed:
+        return True
+    except Exception as error:  # the refusal is answered anyway; a busy database only costs the note
+        guard.failed()
+        log.warning("could not remember a refused command's signature: %s", type(error).__name__)
+    return False
 
 
 def _mark_home_boards_stale(runtime: Runtime, session: Session) -> None:

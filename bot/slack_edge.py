@@ -194,8 +194,9 @@ class SlackEndpoint:
         """A command answered without a transaction of its own: remember its signature now."""
         try:
             with self._db.request_session(durable=False) as session:
-                if not guard.first_time(session):
-                    log.warning("a %s command was replayed while the first was answered", envelope.kind)
+                guard.remember_in(session)
+        except replays.Replayed:
+            log.warning("a %s command was replayed while the first was answered", envelope.kind)
         except Exception as error:  # the command was answered; a busy database only costs the note
             log.warning("could not remember a command's signature: %s", type(error).__name__)
 

@@ -73,7 +73,7 @@ def remember(ctx: CommandContext, key: str) -> None:
     """Log a recording that was carried out, for the next duplicate check."""
     sql = Statements(ctx.session)
     caller = ctx.caller
-    sql.execute(_REMEMBER, (caller.user_id, caller.channel_id, ctx.command, key, sql.when(ctx.now())))
+    sql.later(_REMEMBER, (caller.user_id, caller.channel_id, ctx.command, key, sql.when(ctx.now())))
 
 
 def forget(ctx: CommandContext, key: str) -> None:

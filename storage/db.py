@@ -15,12 +15,13 @@ from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.pool import QueuePool, StaticPool
 from sqlmodel import Session
 
+from storage import lean
 from storage import totals as _totals  # noqa: F401  (its listener keeps the running totals)
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,9 @@ def create_db_engine(url: str) -> Engine:
     url = normalize_database_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         return _create_sqlite_engine(url)
-    engine = create_engine(url, pool_size=10, max_overflow=10)
+    # prepare_threshold=None: statements on the hot path are prepared by storage.lean, and psycopg's
+    # own preparing would send DEALLOCATE ALL (dropping those too) after every rollback.
+    engine = create_engine(url, pool_size=10, max_overflow=10, connect_args={"prepare_threshold": None})
 
     @event.listens_for(engine, "checkout")
     def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
@@ -70,9 +73,17 @@ def create_db_engine(url: str) -> Engine:
         except Exception as error:
             raise DisconnectionError("the pooled connection is gone") from error  # the pool reconnects
 
+    @event.listens_for(engine, "connect")
+    def _own_begin(dbapi_connection: Any, _record: Any) -> None:
+        # Liaison sends BEGIN itself, with the transaction's first statement (storage.lean): the
+        # driver's own would cost a round trip of its own in every transaction.
+        dbapi_connection.autocommit = True
+
     @event.listens_for(engine, "checkin")
     def _remember_use(_dbapi_connection: Any, record: Any) -> None:
         record.info[_LAST_USED] = time.monotonic()
+        if lean.drop_queue(record.info):
+            record.info.pop(_PG_TIMEOUTS, None)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -80,7 +91,7 @@ def create_db_engine(url: str) -> Engine:
         calls: list[str] = []
         # A Slack request's lock and statement timeouts are set on the connection (not SET LOCAL)
         # and kept while the pooled connection serves requests: most transactions begin without
-        # a round trip for them. Background work resets them to the server's defaults.
+        # setting them. Background work resets them to the server's defaults.
         wanted = options.get(LOCK_TIMEOUT_OPTION)
         info = conn.connection.info
         if info.get(_PG_TIMEOUTS) != wanted:
@@ -89,14 +100,31 @@ def create_db_engine(url: str) -> Engine:
             info[_PG_TIMEOUTS] = wanted
         if not options.get(DURABLE_OPTION, True):
             calls.append("set_config('synchronous_commit', 'off', true)")  # this transaction only
-        if calls:
-            conn.exec_driver_sql(f"SELECT {', '.join(calls)}")
+        lean.open_transaction(info, ["BEGIN", f"SELECT {', '.join(calls)}"] if calls else ["BEGIN"])
+
+    # What storage.lean queued (the opening, `Statements.later`) goes out before any other statement
+    # and, when it can, with the COMMIT in one round trip; a rollback drops it.
+    @event.listens_for(engine, "before_execute")
+    def _send_queue_first(conn: Connection, *_args: Any) -> None:
+        lean.send_queued(conn)
+
+    @event.listens_for(engine, "commit")
+    def _send_queue_with_commit(conn: Connection) -> None:
+        info = conn.connection.info
+        if lean.ran_nothing(info):
+            # Nothing reached the server: no transaction to commit, and its settings never ran.
+            lean.drop_queue(info)
+            info.pop(_PG_TIMEOUTS, None)
+            return
+        lean.send_queued(conn, commit=True)  # the driver's own COMMIT then finds nothing to do
 
     @event.listens_for(engine, "rollback")
     def _on_rollback(conn: Any) -> None:
         # A rolled-back transaction takes its SETs with it: the connection is back to what it was
         # before, which is no longer known here.
-        conn.connection.info.pop(_PG_TIMEOUTS, None)
+        info = conn.connection.info
+        info.pop(_PG_TIMEOUTS, None)
+        lean.drop_queue(info)
 
     return engine
 
@@ -163,6 +191,7 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._group = GroupCommit(engine) if engine.dialect.name == "sqlite" else None
+        self._binds: dict[tuple[int | None, bool], Engine] = {}
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -182,15 +211,23 @@ class Database:
             return self._group.unit(lock_timeout_ms)
         return self._pooled_session(lock_timeout_ms, durable)
 
+    def _bind(self, lock_timeout_ms: int | None, durable: bool) -> Engine:
+        """The engine with a transaction's options (kept: building one costs ~40 µs per request)."""
+        key = (lock_timeout_ms, durable)
+        bind = self._binds.get(key)
+        if bind is None:
+            options: dict[str, Any] = {}
+            if lock_timeout_ms is not None:
+                options[LOCK_TIMEOUT_OPTION] = lock_timeout_ms
+            if not durable:
+                options[DURABLE_OPTION] = False
+            bind = self.engine.execution_options(**options) if options else self.engine
+            self._binds[key] = bind
+        return bind
+
     @contextmanager
     def _pooled_session(self, lock_timeout_ms: int | None, durable: bool) -> Iterator[Session]:
-        options: dict[str, Any] = {}
-        if lock_timeout_ms is not None:
-            options[LOCK_TIMEOUT_OPTION] = lock_timeout_ms
-        if not durable:
-            options[DURABLE_OPTION] = False
-        bind = self.engine.execution_options(**options) if options else self.engine
-        with Session(bind, expire_on_commit=False) as session:
+        with Session(self._bind(lock_timeout_ms, durable), expire_on_commit=False) as session:
             try:
                 yield session
                 session.commit()
@@ -634,7 +671,8 @@ def serialize_on(session: Session, name: str) -> None:
     SQLite already serializes writers (BEGIN IMMEDIATE); PostgreSQL takes a transaction advisory lock.
     """
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(name)})
+        # Sent with the statement that follows (storage.lean): the server takes the lock before it.
+        lean.Statements(session).later("SELECT pg_advisory_xact_lock(?)", (lock_key(name),))
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -26,9 +26,10 @@ _STATE_ID = 1
 
 
 def mark_stale(session: Session, now: datetime) -> None:
-    """One INSERT, in the caller's transaction (a plain statement: most commands run it)."""
+    """One INSERT, in the caller's transaction (a plain statement, sent with the next one: most
+    commands run it)."""
     sql = Statements(session)
-    sql.execute("INSERT INTO home_board_change (changed_at) VALUES (?)", (sql.when(now),))
+    sql.later("INSERT INTO home_board_change (changed_at) VALUES (?)", (sql.when(now),))
 
 
 def is_stale(session: Session) -> bool:

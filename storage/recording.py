@@ -45,9 +45,10 @@ def record_movement(session: Session, entry: Entry) -> tuple[Entry, CountryStatu
     The totals row is written last: on PostgreSQL its row lock (one of the country's shards, see
     storage.totals) is held from that statement to the commit, and a concurrent movement that picked
     the same shard waits for it, so nothing else runs in between (the country's totals are read
-    before it and the entry added to them)."""
+    before it and the entry added to them). On PostgreSQL the ledger row and the Home mark go to the
+    server with that read, and the totals row with the COMMIT (storage.lean)."""
     sql = Statements(session)
-    entry_id = sql.insert(
+    new_id = sql.insert_later(
         _INSERT,
         (
             entry.country,
@@ -69,4 +70,4 @@ def record_movement(session: Session, entry: Entry) -> tuple[Entry, CountryStatu
     bucket.arrived += arrived
     bucket.departed += departed
     totals.add_movement(sql, entry.country, entry.capability, arrived, departed)
-    return replace(entry, id=entry_id), status
+    return replace(entry, id=new_id()), status

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete
 from sqlmodel import Session, col
@@ -30,6 +31,11 @@ def forget_expired(session: Session, now: datetime) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+class Replayed(Exception):
+    """The request's signature was already remembered: it is a replay, and its transaction must not
+    stand (raised by `Guard.remember_in` when the check runs)."""
+
+
 @dataclass
 class Guard:
     """A slash command's signature, remembered in the transaction that acts on the command (one
@@ -39,15 +45,18 @@ class Guard:
     expires_at: datetime
     settled: bool = False
 
-    def first_time(self, session: Session) -> bool:
-        """Remember the signature in `session`'s transaction; False when the request is a replay."""
-        first = remember(session, self.signature, self.expires_at)
+    def remember_in(self, session: Session) -> None:
+        """Remember the signature in `session`'s transaction. On PostgreSQL the note goes to the
+        server with the transaction's next statement (storage.lean), and the check with it: a replay
+        raises `Replayed` from there, always before the transaction could commit."""
+        sql = Statements(session)
         self.settled = True
-        return first
 
-    def refused(self) -> None:
-        """The command was refused and its transaction rolled back: remember the signature apart."""
-        self.settled = False
+        def check(cursor: Any) -> None:
+            if cursor.rowcount != 1:
+                raise Replayed(self.signature)
+
+        sql.later(_REMEMBER, (self.signature, sql.when(self.expires_at)), then=check)
 
     def failed(self) -> None:
         """The database failed (or was too busy): nothing was recorded, and trying again to

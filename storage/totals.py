@@ -70,7 +70,7 @@ def add_movement(sql: Statements, country: str, capability: str | None, arrived:
     """Add a movement to its country's running totals (rows written through the ORM get here from
     the flush listener below; storage.recording calls it for the rows it writes itself)."""
     shard = _pick_shard(sql.postgres)
-    sql.execute(_ADD_MOVEMENTS, (country, _key(capability), shard, arrived, departed))
+    sql.later(_ADD_MOVEMENTS, (country, _key(capability), shard, arrived, departed))
 
 
 @dataclass
@@ -118,7 +118,7 @@ def _upsert(sql: Statements, country: str, capability: str, delta: _Delta) -> No
     if delta.pledge is None:
         add_movement(sql, country, capability, delta.arrived, delta.departed)
     else:
-        sql.execute(_ADD_WITH_PLEDGE, (country, capability, delta.pledge[1], delta.arrived, delta.departed))
+        sql.later(_ADD_WITH_PLEDGE, (country, capability, delta.pledge[1], delta.arrived, delta.departed))
 
 
 def _after_flush(session: Session, _context: UOWTransaction) -> None:

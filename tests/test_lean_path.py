@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import select
 
-from storage import models, recording, totals
+from storage import ledger, models, recording, totals
 from storage.db import Database
 from storage.lean import Statements
 from storage.recording import Entry
@@ -49,7 +50,7 @@ def test_an_arrival_is_one_transaction_with_its_signature_ledger_row_log_totals_
         "INSERT INTO command_log",
         "INSERT INTO movement",
         "INSERT INTO home_board_change",  # Home boards refresh later (bot/home.py)
-        "INSERT INTO deployment_total",  # last: on PostgreSQL its row lock lasts until the commit
+        "INSERT INTO deployment_total",  # last: on PostgreSQL it goes to the server with the COMMIT
     ]
     last_write = max(i for i, s in enumerate(statements) if s.upper().startswith(("INSERT", "UPDATE")))
     assert "deployment_total" in statements[last_write]
@@ -128,6 +129,7 @@ def test_postgres_arrivals_of_one_country_do_not_wait_on_each_others_totals(
         monkeypatch.setattr(totals, "_pick_shard", lambda postgres: next(shards))
         with db.session() as first:
             recording.record_movement(first, entry("U0FIRST", now))  # shard 0, not committed yet
+            Statements(first).flush()  # its totals row is written, as between it and its COMMIT
             with db.session(lock_timeout_ms=200) as second:
                 recording.record_movement(second, entry("U0SECOND", now))  # shard 1: no wait
             with pytest.raises(OperationalError), db.session(lock_timeout_ms=200) as third:
@@ -135,5 +137,56 @@ def test_postgres_arrivals_of_one_country_do_not_wait_on_each_others_totals(
         with db.session() as session:
             assert totals.on_duty(session, "PL", None) == 2
             assert totals.deployment_status(session, "PL")["PL"].total.arrived == 2
+    finally:
+        db.dispose()
+
+
+def test_postgres_totals_row_goes_to_the_server_with_the_commit(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The totals row is written in the COMMIT's round trip, so an open transaction does not hold
+    its row lock: a movement on the same shard does not wait for it, and both count."""
+    db = Database.from_url(postgres_url)
+    now = datetime(2026, 7, 20, tzinfo=UTC)
+    monkeypatch.setattr(totals, "_pick_shard", lambda postgres: 0)
+    try:
+        db.migrate()
+        with db.session() as first:
+            recorded, _status = recording.record_movement(first, entry("U0FIRST", now))
+            assert recorded.id is not None
+            with db.session(lock_timeout_ms=200) as second:
+                recording.record_movement(second, entry("U0SECOND", now))  # same shard: no wait
+        with db.session() as session:
+            assert totals.on_duty(session, "PL", None) == 2
+            assert ledger.deployment_status(session)["PL"].total.arrived == 2
+    finally:
+        db.dispose()
+
+
+def test_a_nested_block_rolled_back_undoes_its_plain_statements(database_url: str) -> None:
+    """`with session.begin_nested()` around plain statements (a button press's handler, a Home
+    refresh): rolling the block back undoes what it wrote that way, and only that."""
+    db = Database.from_url(database_url)
+    now = datetime(2026, 7, 20, tzinfo=UTC)
+    log = "INSERT INTO command_log (user_id, channel_id, command, normalized_text, created_at) VALUES (?, ?, ?, ?, ?)"
+    try:
+        db.migrate()
+        with db.session() as session:
+            sql = Statements(session)
+            sql.execute(log, ("U0BEFORE", "C0", "/arrivals", "x", sql.when(now)))
+
+            def refused_inside_the_block() -> None:
+                with session.begin_nested():
+                    Statements(session).later(log, ("U0INSIDE", "C0", "/arrivals", "x", sql.when(now)))
+                    raise LookupError("refused")
+
+            with pytest.raises(LookupError):
+                refused_inside_the_block()
+            Statements(session).later(log, ("U0AFTER", "C0", "/arrivals", "x", sql.when(now)))
+        with db.session() as session:
+            kept = [
+                row.user_id for row in session.exec(select(models.CommandLog).order_by(models.CommandLog.id))
+            ]
+        assert kept == ["U0BEFORE", "U0AFTER"]
     finally:
         db.dispose()
