@@ -208,9 +208,10 @@ class SlackEndpoint:
         guard: replays.Guard | None = None,
     ) -> Answer:
         wsgi = WsgiHttpRequest(environ)
-        request = BoltRequest(body=text, query=wsgi.query_string, headers=wsgi.get_headers())
-        # Bolt re-parses the body with a heuristic (a command whose text contains "payload" parses
-        # as empty); use the body checked above.
+        # Bolt would parse the body again, with a heuristic (a command whose text contains "payload"
+        # parses as empty): it gets the body checked above instead, and the raw text it keeps.
+        request = BoltRequest(body="", query=wsgi.query_string or None, headers=wsgi.get_headers())
+        request.raw_body = text
         request.body = envelope.body
         request.context = build_context(BoltContext({}), envelope.body)
         if guard is not None:

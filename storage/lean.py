@@ -57,8 +57,8 @@ class Statements:
 
     def __new__(cls, session: Session, *, autoflush: bool = True) -> Statements:
         """`autoflush=False`: inside a flush (a flush listener), where flushing again is an error."""
-        if autoflush and (session.new or session.deleted or session.dirty):
-            session.flush()  # what the ORM would autoflush before a query of its own
+        if autoflush:
+            session.flush()  # what the ORM would autoflush before a query of its own (a no-op if clean)
         kept = session.info.get(_KEY)
         transaction = session.get_nested_transaction() or session.get_transaction()
         if kept is not None and transaction is not None and kept[0] is transaction and transaction.is_active:
@@ -200,7 +200,7 @@ def send_queued_now(
         announce(connection, statement, params)
     driver = connection.connection.driver_connection
     driver_error: type[Exception] = connection.dialect.loaded_dbapi.Error
-    prepared = _prepared_on(connection)
+    prepared, cursor = _prepared_on(connection)
     texts = list(opening)
     values: list[Any] = []
     try:
@@ -209,9 +209,7 @@ def send_queued_now(
             values.extend(params)
         if commit:
             texts.append("COMMIT")
-        sql = "; ".join(texts)
-        cursor = ClientCursor(driver)  # type: ignore[arg-type]
-        cursor.execute(sql, values)
+        cursor.execute("; ".join(texts), values)
         for _skipped in opening:
             cursor.nextset()
         for index, (_statement, _params, then) in enumerate(queued):
@@ -227,22 +225,23 @@ def send_queued_now(
     return cursor
 
 
-_PREPARED = "liaison.prepared"  # in the pooled connection's info: (driver connection, its EXECUTE texts)
+_PREPARED = "liaison.prepared"  # in the pooled connection's info: (driver connection, EXECUTE texts, cursor)
 
 
-def _prepared_on(connection: Connection) -> dict[str, str]:
-    """The statements prepared on this connection's server session, each with its EXECUTE text.
+def _prepared_on(connection: Connection) -> tuple[dict[str, str], Any]:
+    """The statements prepared on this connection's server session, each with its EXECUTE text, and
+    the cursor that sends them.
 
     A multi-statement query is bound client-side and would be parsed and planned again each time;
     half of the server's time per request went there. Each statement is prepared once per server
     session instead (PREPARE is not undone by a rollback), and the batch EXECUTEs it. The driver's
     own automatic preparing is off (storage.db): it answers every rollback with DEALLOCATE ALL."""
     driver = connection.connection.driver_connection
-    kept: tuple[Any, dict[str, str]] | None = connection.info.get(_PREPARED)
+    kept: tuple[Any, dict[str, str], Any] | None = connection.info.get(_PREPARED)
     if kept is None or kept[0] is not driver:  # a new server session: nothing prepared on it yet
-        kept = (driver, {})
+        kept = (driver, {}, ClientCursor(driver))  # type: ignore[arg-type]
         connection.info[_PREPARED] = kept
-    return kept[1]
+    return kept[1], kept[2]
 
 
 def _prepare(driver: Any, prepared: dict[str, str], statement: str) -> str:
