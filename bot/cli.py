@@ -244,7 +244,7 @@ def serve(
     settings: Settings, *, host: str, port: int, socket_mode: bool, listen_fd: int | None = None
 ) -> int:
     from bot.app import create_app
-    from bot.http import HttpServer, build_wsgi
+    from bot.http import HttpServer, build_wsgi, request_threads
     from bot.runtime import build_runtime
     from bot.workers import inherited_socket, ready_line
 
@@ -274,7 +274,7 @@ def serve(
             wsgi,
             host,
             port,
-            settings.http_threads,
+            request_threads(settings.http_threads, runtime.db.engine.dialect.name),
             channel_timeout=settings.http_channel_timeout_seconds,
             connection_limit=settings.http_connection_limit,
             sock=sock,

@@ -91,6 +91,21 @@ def _status_line(status: int) -> str:
     return f"{status} {_REASONS.get(status, 'Status')}"
 
 
+# Requests handled at once per process when LIAISON_HTTP_THREADS is not set. On SQLite they queue for
+# the process's one writer, and more of them make bigger commit groups; on PostgreSQL each thread
+# waits on the server in turn, and past a handful they only fight over the GIL (measured at 100
+# clients: 6 threads 940-984 req/s, 16 threads 810-850; see bench/RESULTS.md).
+SQLITE_REQUEST_THREADS = 16
+POSTGRES_REQUEST_THREADS = 6
+
+
+def request_threads(configured: int | None, backend: str) -> int:
+    """The threads running requests: the setting, else the default for the database `backend`."""
+    if configured is not None:
+        return configured
+    return SQLITE_REQUEST_THREADS if backend == "sqlite" else POSTGRES_REQUEST_THREADS
+
+
 class HttpServer:
     """uvicorn serving `wsgi`, in the foreground (`serve`) or in a thread (tests)."""
 

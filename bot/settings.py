@@ -85,8 +85,10 @@ class Settings(BaseSettings):
     listener_threads: int = Field(
         default=16, ge=1, le=256, validation_alias=_env("LIAISON_LISTENER_THREADS", "listener_threads")
     )
-    http_threads: int = Field(
-        default=16, ge=1, le=256, validation_alias=_env("LIAISON_HTTP_THREADS", "http_threads")
+    # None: 16 on SQLite (requests queue for its one writer: more threads, bigger commit groups), 6 on
+    # PostgreSQL (each thread waits on the server in turn; more of them only fight over the GIL).
+    http_threads: int | None = Field(
+        default=None, ge=1, le=256, validation_alias=_env("LIAISON_HTTP_THREADS", "http_threads")
     )
     outbox_poll_seconds: float = Field(
         default=1.0, gt=0, le=60, validation_alias=_env("LIAISON_OUTBOX_POLL_SECONDS", "outbox_poll_seconds")

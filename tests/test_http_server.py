@@ -12,7 +12,13 @@ from typing import Any
 
 import httpx
 
-from bot.http import HttpServer, LiaisonWSGI
+from bot.http import (
+    POSTGRES_REQUEST_THREADS,
+    SQLITE_REQUEST_THREADS,
+    HttpServer,
+    LiaisonWSGI,
+    request_threads,
+)
 from bot.slack_edge import MAX_BODY_BYTES
 from tests.support.bot import RunningBot
 
@@ -118,3 +124,10 @@ def test_a_slow_request_holds_one_thread_not_the_server(bot: RunningBot) -> None
         release.set()
         thread.join(10)
         assert slow[0].text == "slow"
+
+
+def test_request_threads_default_to_the_databases_and_a_setting_wins() -> None:
+    assert request_threads(None, "sqlite") == SQLITE_REQUEST_THREADS == 16
+    assert request_threads(None, "postgresql") == POSTGRES_REQUEST_THREADS == 6
+    assert request_threads(3, "postgresql") == 3
+    assert request_threads(32, "sqlite") == 32
