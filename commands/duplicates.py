@@ -8,6 +8,7 @@ same entry, even with another command typed in between.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -47,14 +48,29 @@ def meaning(*parts: object) -> str:
 
 def check(ctx: CommandContext, key: str, text: str) -> Reply | None:
     """A confirmation prompt when the caller recorded the same `key` within the window, else None."""
+    return prompt_if_retyped(ctx, previous_soon(ctx, key)(), text)
+
+
+def previous_soon(ctx: CommandContext, key: str) -> Callable[[], Previous | None]:
+    """The caller's earlier recording of `key` within the window, read with the statements queued
+    after it (storage.lean): call the result for the answer."""
     window = ctx.config.duplicate_window
     if ctx.confirmed_duplicate or window.total_seconds() <= 0:
-        return None
+        return lambda: None
     sql = Statements(ctx.session)
-    row = sql.one(_PREVIOUS, (ctx.caller.user_id, sql.when(ctx.now() - window), ctx.command, key))
-    if row is None:
+    rows = sql.read_later(_PREVIOUS, (ctx.caller.user_id, sql.when(ctx.now() - window), ctx.command, key))
+
+    def answer() -> Previous | None:
+        found = rows()
+        return Previous(created_at=stored_time(found[0][0])) if found else None
+
+    return answer
+
+
+def prompt_if_retyped(ctx: CommandContext, previous: Previous | None, text: str) -> Reply | None:
+    """The confirmation prompt for a command that matches `previous`, else None."""
+    if previous is None:
         return None
-    previous = Previous(created_at=stored_time(row[0]))
     pending = PendingCommand(
         user_id=ctx.caller.user_id,
         user_name=ctx.caller.user_name,

@@ -19,7 +19,7 @@ from commands.common import (
 )
 from commands.countries import Country, country_by_code, flag
 from commands.parsing import Tail, count_from, parse_tail, split_country_and_count
-from commands.permissions import require_can_record
+from commands.permissions import require_can_record, standing_soon
 from commands.slack_text import show
 from storage import ledger, recording, totals
 from storage.db import serialize_on
@@ -112,7 +112,9 @@ def handle(text: str, kind: MovementKind, ctx: CommandContext) -> Reply:
 def record(request: Record, kind: MovementKind, text: str, ctx: CommandContext) -> Reply:
     country, capability = request.country, request.tail.capability
     cap_key = capability.key if capability else None
-    require_can_record(ctx, country)
+    # The caller's standing, the lock and the duplicate check reach PostgreSQL in one round trip
+    # (storage.lean); the lock is taken whatever the standing, and released with the transaction.
+    who = standing_soon(ctx, country)
     if kind is MovementKind.DEPARTURE:
         serialize_on(ctx.session, f"country:{country.code}")  # never below zero on duty
     else:
@@ -120,7 +122,9 @@ def record(request: Record, kind: MovementKind, text: str, ctx: CommandContext) 
         # command must not race its duplicate check, so arrivals for one country run side by side.
         serialize_on(ctx.session, f"user:{ctx.caller.user_id}")
     key = duplicates.meaning(kind.value, country.code, request.count, cap_key, request.tail.location)
-    prompt = duplicates.check(ctx, key, text)
+    previous = duplicates.previous_soon(ctx, key)
+    require_can_record(ctx, country, who())
+    prompt = duplicates.prompt_if_retyped(ctx, previous(), text)
     if prompt is not None:
         return prompt
     if kind is MovementKind.DEPARTURE:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from commands.common import CommandContext, PermissionDenied, mention
@@ -86,15 +87,29 @@ class Standing:
 
 
 def standing(ctx: CommandContext, country: Country, user_id: str | None = None) -> Standing:
-    user_id = user_id or ctx.caller.user_id
-    granted, liaisons = directory.standing_of(ctx.session, user_id, country.code)
-    is_ops = bool(_roles(ctx, user_id, granted) & {Role.ADMIN, Role.OPS})
-    return Standing(country, tuple(liaisons), user_id in liaisons, is_ops)
+    return standing_soon(ctx, country, user_id)()
 
 
-def require_can_record(ctx: CommandContext, country: Country) -> None:
-    """A country's movements: its liaisons, ops or admins — anyone while no liaison is assigned."""
-    who = standing(ctx, country)
+def standing_soon(
+    ctx: CommandContext, country: Country, user_id: str | None = None
+) -> Callable[[], Standing]:
+    """`standing`, read from the database with the statements queued after it (on PostgreSQL one
+    round trip carries them all): call the result for the answer."""
+    who = user_id or ctx.caller.user_id
+    found = directory.standing_soon(ctx.session, who, country.code)
+
+    def answer() -> Standing:
+        granted, liaisons = found()
+        is_ops = bool(_roles(ctx, who, granted) & {Role.ADMIN, Role.OPS})
+        return Standing(country, tuple(liaisons), who in liaisons, is_ops)
+
+    return answer
+
+
+def require_can_record(ctx: CommandContext, country: Country, who: Standing | None = None) -> None:
+    """A country's movements: its liaisons, ops or admins — anyone while no liaison is assigned
+    (`who`: the caller's standing, if already read)."""
+    who = who or standing(ctx, country)
     if who.is_liaison or who.is_ops or not who.liaisons:
         return
     raise who.refuse(f"record {country.name}'s movements")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import delete, select
 from sqlmodel import Session, col
@@ -36,14 +36,25 @@ _STANDING = (
 def standing_of(session: Session, user_id: str, country: str) -> tuple[str | None, list[str]]:
     """`user_id`'s role and `country`'s liaison officers, in one plain statement (every recording
     command asks both)."""
-    role: str | None = None
-    liaisons: list[str] = []
-    for kind, value in Statements(session).all(_STANDING, (user_id, country)):
-        if kind == 0:
-            role = str(value)
-        else:
-            liaisons.append(str(value))
-    return role, liaisons
+    return standing_soon(session, user_id, country)()
+
+
+def standing_soon(session: Session, user_id: str, country: str) -> Callable[[], tuple[str | None, list[str]]]:
+    """`standing_of`, read with the statements queued after it (storage.lean): call the result for
+    the answer."""
+    rows = Statements(session).read_later(_STANDING, (user_id, country))
+
+    def answer() -> tuple[str | None, list[str]]:
+        role: str | None = None
+        liaisons: list[str] = []
+        for kind, value in rows():
+            if kind == 0:
+                role = str(value)
+            else:
+                liaisons.append(str(value))
+        return role, liaisons
+
+    return answer
 
 
 def liaisons_of(session: Session, country: str) -> list[str]:

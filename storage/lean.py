@@ -110,6 +110,23 @@ class Statements:
             return
         self._info.setdefault(_QUEUE, []).append((_for_postgres(sql), params, then))
 
+    def read_later(self, sql: str, params: Sequence[Any] = ()) -> Callable[[], list[tuple[Any, ...]]]:
+        """A read sent with the next statement whose result is read (on PostgreSQL): returns how to
+        get its rows (which sends the queue now if it has not gone yet). For reads whose answer is
+        needed only after other statements have been queued (a lock, another read)."""
+        if not self._postgres:
+            rows = self.all(sql, params)
+            return lambda: rows
+        found: list[list[tuple[Any, ...]]] = []
+        self.later(sql, params, then=lambda cursor: found.append([tuple(row) for row in cursor.fetchall()]))
+
+        def read_rows() -> list[tuple[Any, ...]]:
+            if not found:
+                send_queued(self._connection)
+            return found[0]
+
+        return read_rows
+
     def insert_later(self, sql: str, params: Sequence[Any] = ()) -> Callable[[], int]:
         """`insert`, sent with the next statement: returns how to get the new row's id (which sends
         the queue now if it has not gone yet)."""
