@@ -13,15 +13,18 @@ error or a refusal cannot pass for speed. Prints requests per second and p50/p95
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from slack_bolt import App
@@ -118,7 +121,69 @@ def measure(
     return latencies, answers
 
 
-def bench_store(store: str, database_url: str, n: int, warmup: int) -> list[Result]:
+def wsgi_environ(signer: Signer, command: str, text: str, i: int) -> dict[str, Any]:
+    """A signed slash command as a WSGI server hands it to `build_wsgi`'s app."""
+    body = signer.command_body(command, text, i).encode()
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": SLACK_PATH,
+        "QUERY_STRING": "",
+        "CONTENT_TYPE": "application/x-www-form-urlencoded",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+    }
+    for name, value in signer.headers(body.decode()).items():
+        environ["HTTP_" + name.upper().replace("-", "_")] = value
+    return environ
+
+
+def call_wsgi(wsgi: Any, environ: dict[str, Any]) -> tuple[str, bytes]:
+    status: list[str] = []
+
+    def start_response(line: str, _headers: Any, _exc_info: Any = None) -> None:
+        status.append(line)
+
+    body = b"".join(wsgi(environ, start_response))
+    return status[0], body
+
+
+def bench_threads(runtime: Runtime, app: App, n: int, threads: int, offset: int) -> None:
+    """`n` `/arrivals` through the edge and Bolt (no HTTP server) from `threads` threads at once:
+    what the application does per second, and its CPU per request, without the serving layer."""
+    signer = Signer(SIGNING_SECRET)
+    wsgi = build_wsgi(app, runtime, signing_secret=SIGNING_SECRET, ready=lambda: True)
+    environs = iter([wsgi_environ(signer, "/arrivals", "poland 1", offset + i) for i in range(n)])
+    taking = threading.Lock()
+    failures: list[str] = []
+
+    def work() -> None:
+        while True:
+            with taking:
+                environ = next(environs, None)
+            if environ is None:
+                return
+            status, body = call_wsgi(wsgi, environ)
+            if not status.startswith("200") or b"arrived" not in body:
+                failures.append(f"{status} {body[:200]!r}")
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    started, cpu = time.perf_counter(), os.times()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed, used = time.perf_counter() - started, os.times()
+    if failures:
+        raise SystemExit(f"/arrivals answered something unexpected: {failures[0]}")
+    user, system = (used.user - cpu.user) / n * 1000, (used.system - cpu.system) / n * 1000
+    print(
+        f"{threads} threads through the WSGI app: {n / elapsed:,.0f} /arrivals per second, "
+        f"CPU per request {user:.3f} ms user + {system:.3f} ms sys",
+        flush=True,
+    )
+
+
+def bench_store(store: str, database_url: str, n: int, warmup: int, threads: int = 0) -> list[Result]:
     signer = Signer(SIGNING_SECRET)
     results: list[Result] = []
     with liaison(database_url) as (runtime, app):
@@ -145,6 +210,9 @@ def bench_store(store: str, database_url: str, n: int, warmup: int) -> list[Resu
 
         try:
             offset = 0
+            if threads:
+                bench_threads(runtime, app, n, threads, offset)
+                offset += n
             for transport, send in (("dispatch", dispatch), ("http", post)):
                 for command, text, expected in COMMANDS:
                     measure(send, command, text, warmup, offset)
@@ -185,6 +253,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--warmup", type=int, default=50, help="unmeasured requests first (default 50)")
     parser.add_argument("--database-url", help="also benchmark this database (e.g. a PostgreSQL URL)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="first send N /arrivals from this many threads at once straight into the WSGI app (no server)",
+    )
     args = parser.parse_args(argv)
     for name in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"):  # Bolt would switch to OAuth mode
         os.environ.pop(name, None)
@@ -203,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         for store, url in stores:
             keeper = _keep_alive(url)
             try:
-                bench_store(store, url, args.n, args.warmup)
+                bench_store(store, url, args.n, args.warmup, args.threads)
             finally:
                 if keeper is not None:
                     keeper.close()

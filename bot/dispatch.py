@@ -12,13 +12,13 @@ from typing import Any
 from sqlmodel import Session
 
 from bot import home
-from bot.errors import replay_reply, unexpected_error_reply
+from bot.errors import replay_reply, reply_failed_after_commit, unexpected_error_reply
 from bot.registry import COMMANDS
 from bot.runtime import Runtime
 from bot.slack_reads import SlackChannels
 from commands import alert, duplicates
 from commands.blocks import escape, section
-from commands.common import Caller, CommandContext, Reply, UsageError, clean_text
+from commands.common import Caller, CommandContext, LateReply, Reply, UsageError, clean_text, resolve
 from commands.slack_text import decode
 from storage import changes, outbox, replays
 from storage.models import PendingCommand
@@ -44,8 +44,8 @@ def run_command(
     command = str(module.COMMAND)
     text = decode(slack_text)
 
-    def handle(ctx: CommandContext) -> Reply:
-        reply: Reply = module.handle(clean_text(text, command), ctx)
+    def handle(ctx: CommandContext) -> Reply | LateReply:
+        reply: Reply | LateReply = module.handle(clean_text(text, command), ctx)
         return reply
 
     return run_in_context(runtime, caller, command, handle, guard=guard)
@@ -65,7 +65,7 @@ def run_in_context(
     runtime: Runtime,
     caller: Caller,
     command: str,
-    handle: Callable[[CommandContext], Reply],
+    handle: Callable[[CommandContext], Reply | LateReply],
     *,
     confirmed_duplicate: bool = False,
     respond: Respond | None = None,
@@ -76,10 +76,11 @@ def run_in_context(
     With `respond` (a button press: the answer goes out through the outbox), the answer is enqueued in
     the same transaction; a refusal rolls back only what the handler did, then its answer is enqueued.
     With `guard`, the request's signature is remembered in the same transaction, and a replay is
-    answered without acting.
+    answered without acting. A `LateReply` is rendered once the transaction has committed (its
+    content came back with the COMMIT), or at once where the answer is needed inside it.
     """
 
-    def transaction(session: Session) -> tuple[Reply, bool]:
+    def transaction(session: Session) -> tuple[Reply | LateReply, bool]:
         if guard is not None:
             guard.remember_in(session)  # a replay raises Replayed when checked, before any commit
         ctx = CommandContext(
@@ -91,16 +92,18 @@ def run_in_context(
             confirmed_duplicate=confirmed_duplicate,
             channels=SlackChannels.reading_with(runtime.client, runtime.tokens.current),
         )
+        reply: Reply | LateReply
         if respond is None:
             reply = handle(ctx)
         else:
             try:
                 with session.begin_nested():
-                    reply = handle(ctx)
+                    answer = resolve(handle(ctx))
                 done = True
             except UsageError as error:
-                reply, done = error.reply(), False
-            respond(ctx, reply, done)
+                answer, done = error.reply(), False
+            respond(ctx, answer, done)
+            reply = answer
         session.flush()
         if changes.board_changed(session):
             _mark_home_boards_stale(runtime, session)
@@ -125,7 +128,10 @@ def run_in_context(
         return reply
     if enqueued:  # most commands only answer in the ack: no claim query for nothing
         runtime.outbox.wake()
-    return reply
+    try:
+        return resolve(reply)
+    except Exception as error:
+        return reply_failed_after_commit(error, command)
 
 
 def _replayed_refusal(runtime: Runtime, guard: replays.Guard) -> bool:
@@ -266,7 +272,7 @@ def _resolve_pending(
         team_id=pending.team_id,
     )
     replay = replace(ctx, caller=original_caller, command=pending.command, confirmed_duplicate=True)
-    reply: Reply = module.handle(clean_text(pending.text, pending.command), replay)
+    reply = resolve(module.handle(clean_text(pending.text, pending.command), replay))
     if reply.in_channel:
         answers += [{"delete_original": True}, reply.to_message()]
     else:

@@ -42,6 +42,18 @@ def busy_reply() -> Reply:
     return UsageError(BUSY_MESSAGE, hint=BUSY_HINT).reply()
 
 
+def reply_failed_after_commit(error: BaseException, where: str) -> Reply:
+    """The command's work was committed, but its answer could not be built: say so, and that it
+    stands (retyping it would record it twice — the duplicate check would ask first)."""
+    error_id = secrets.token_hex(4)
+    log.error("error %s building the answer of %s: %s", error_id, where, type(error).__name__, exc_info=error)
+    message = (
+        f":warning: Recorded, but the answer could not be shown (error id `{error_id}`). "
+        "Do not type it again; check the figures with `/deployment`, and give the operations centre this id."
+    )
+    return Reply(text=message, blocks=[section(message), context("The full details are in Liaison's log.")])
+
+
 def unexpected_error_reply(error: BaseException, where: str) -> Reply:
     if is_database_busy(error):
         log.warning("database busy in %s: %s", where, type(error).__name__)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from commands import movements
-from commands.common import CommandContext, Reply
+from commands.common import CommandContext, LateReply, Reply
 from storage.models import MovementKind
 
 COMMAND = "/arrivals"
 RECORDS = True
 
 
-def handle(text: str, ctx: CommandContext) -> Reply:
+def handle(text: str, ctx: CommandContext) -> Reply | LateReply:
     return movements.handle(text, MovementKind.ARRIVAL, ctx)

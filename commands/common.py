@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -87,6 +88,19 @@ class Reply:
         if self.blocks:
             message["blocks"] = fit_blocks(self.blocks)
         return message
+
+
+@dataclass(frozen=True)
+class LateReply:
+    """A reply whose content comes from statements still queued (storage.lean): on PostgreSQL they
+    reach the server with the COMMIT, in one round trip, and the reply is rendered after it.
+    `resolve` renders it at once wherever the reply is needed inside the transaction."""
+
+    render: Callable[[], Reply]
+
+
+def resolve(reply: Reply | LateReply) -> Reply:
+    return reply.render() if isinstance(reply, LateReply) else reply
 
 
 class UsageError(Exception):

@@ -10,6 +10,7 @@ from commands.capabilities import Capability
 from commands.common import (
     HELP_WORDS,
     CommandContext,
+    LateReply,
     Reply,
     UsageError,
     format_local_time,
@@ -98,7 +99,7 @@ def parse(text: str, command: str, ctx: CommandContext) -> Request:
     return Record(country=country, count=count, tail=tail)
 
 
-def handle(text: str, kind: MovementKind, ctx: CommandContext) -> Reply:
+def handle(text: str, kind: MovementKind, ctx: CommandContext) -> Reply | LateReply:
     request = parse(text, ctx.command, ctx)
     if isinstance(request, Help):
         return help_reply(ctx.command, kind, ctx)
@@ -109,7 +110,7 @@ def handle(text: str, kind: MovementKind, ctx: CommandContext) -> Reply:
     return record(request, kind, text, ctx)
 
 
-def record(request: Record, kind: MovementKind, text: str, ctx: CommandContext) -> Reply:
+def record(request: Record, kind: MovementKind, text: str, ctx: CommandContext) -> Reply | LateReply:
     country, capability = request.country, request.tail.capability
     cap_key = capability.key if capability else None
     # The caller's standing, the lock and the duplicate check reach PostgreSQL in one round trip
@@ -130,7 +131,7 @@ def record(request: Record, kind: MovementKind, text: str, ctx: CommandContext) 
     if kind is MovementKind.DEPARTURE:
         _check_enough_on_duty(ctx, country, capability, request.count)
     duplicates.remember(ctx, key)
-    entry, status = recording.record_movement(
+    recorded = recording.record_movement_soon(
         ctx.session,
         Entry(
             country=country.code,
@@ -145,7 +146,13 @@ def record(request: Record, kind: MovementKind, text: str, ctx: CommandContext) 
             created_at=ctx.now(),
         ),
     )
-    return recorded_reply(entry, country, ctx, status.total)
+
+    def reply() -> Reply:
+        entry, status = recorded()
+        return recorded_reply(entry, country, ctx, status.total)
+
+    # Rendered once the ledger row, the totals and the COMMIT have gone in one round trip.
+    return LateReply(reply)
 
 
 def _check_enough_on_duty(

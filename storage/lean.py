@@ -41,7 +41,8 @@ from sqlmodel import Session
 from storage.types import UTCDateTime
 
 Then = Callable[[Any], None]  # given the cursor holding a queued statement's result, once it has run
-_Queued = tuple[str, Sequence[Any], "Then | None"]  # statement (psycopg's placeholders), parameters, then
+# statement (psycopg's placeholders), parameters, then, whether `then` checks (see `Statements.later`)
+_Queued = tuple[str, Sequence[Any], "Then | None", bool]
 
 
 class Statements:
@@ -90,7 +91,7 @@ class Statements:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Run a statement now (after the connection's queue) and return the cursor holding its result."""
         if self._postgres:
-            return send_queued(self._connection, last=(_for_postgres(sql), params, None))
+            return send_queued(self._connection, last=(_for_postgres(sql), params, None, False))
         announce(self._connection, sql, params)
         try:
             self._cursor.execute(sql, params)
@@ -99,16 +100,19 @@ class Statements:
             raise DBAPIError.instance(sql, params, error, self._driver_error) from error
         return self._cursor
 
-    def later(self, sql: str, params: Sequence[Any] = (), *, then: Then | None = None) -> None:
+    def later(
+        self, sql: str, params: Sequence[Any] = (), *, then: Then | None = None, check: bool = False
+    ) -> None:
         """A statement sent with the next one whose result is read, or with the commit (see the
-        module's docstring); `then` is given the cursor holding its result once it has run, and may
-        raise (a COMMIT is never sent in the same round trip as a statement with a `then`)."""
+        module's docstring); `then` is given the cursor holding its result once it has run.
+        `check`: `then` may refuse the transaction (raise), so the COMMIT is not sent in the same
+        round trip; otherwise `then` only keeps what it reads, and may run once the COMMIT is sent."""
         if not self._postgres:
             cursor = self.execute(sql, params)
             if then is not None:
                 then(cursor)
             return
-        self._info.setdefault(_QUEUE, []).append((_for_postgres(sql), params, then))
+        self._info.setdefault(_QUEUE, []).append((_for_postgres(sql), params, then, check))
 
     def read_later(self, sql: str, params: Sequence[Any] = ()) -> Callable[[], list[tuple[Any, ...]]]:
         """A read sent with the next statement whose result is read (on PostgreSQL): returns how to
@@ -195,8 +199,8 @@ def send_queued(connection: Connection, *, last: _Queued | None = None, commit: 
     statement's result, or None when there was nothing to send.
 
     A COMMIT with nothing before it but an opening was a transaction that never ran a statement:
-    nothing is sent. A COMMIT after a queued statement that has a `then` goes in a round trip of its
-    own, so that the `then` (the replay guard's check) can still stop it."""
+    nothing is sent. A COMMIT after a queued statement whose `then` checks goes in a round trip of
+    its own, so that the check (the replay guard's) can still stop it."""
     info = connection.info
     opening: list[str] | None = info.pop(_OPENING, None)
     queued: list[_Queued] = info.pop(_QUEUE, None) or []
@@ -204,7 +208,7 @@ def send_queued(connection: Connection, *, last: _Queued | None = None, commit: 
         queued.append(last)
     if not queued and (commit or opening is None):
         return None
-    if commit and any(then is not None for _statement, _params, then in queued):
+    if commit and any(check for _statement, _params, _then, check in queued):
         send_queued_now(connection, opening or [], queued)
         opening, queued = [], []
     return send_queued_now(connection, opening or [], queued, commit=commit)
@@ -213,7 +217,7 @@ def send_queued(connection: Connection, *, last: _Queued | None = None, commit: 
 def send_queued_now(
     connection: Connection, opening: Sequence[str], queued: Sequence[_Queued], *, commit: bool = False
 ) -> Any:
-    for statement, params, _then in queued:
+    for statement, params, _then, _check in queued:
         announce(connection, statement, params)
     driver = connection.connection.driver_connection
     driver_error: type[Exception] = connection.dialect.loaded_dbapi.Error
@@ -221,7 +225,7 @@ def send_queued_now(
     texts = list(opening)
     values: list[Any] = []
     try:
-        for statement, params, _then in queued:
+        for statement, params, _then, _check in queued:
             texts.append(prepared.get(statement) or _prepare(driver, prepared, statement))
             values.extend(params)
         if commit:
@@ -229,7 +233,7 @@ def send_queued_now(
         cursor.execute("; ".join(texts), values)
         for _skipped in opening:
             cursor.nextset()
-        for index, (_statement, _params, then) in enumerate(queued):
+        for index, (_statement, _params, then, _check) in enumerate(queued):
             if index:
                 cursor.nextset()
             if then is not None:

@@ -4,6 +4,7 @@ second under load; see storage/lean.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -40,13 +41,18 @@ class Entry:
 
 def record_movement(session: Session, entry: Entry) -> tuple[Entry, CountryStatus]:
     """Write `entry` and add it to the running totals; returns it with its id, and its country's
-    totals with it.
+    totals with it."""
+    return record_movement_soon(session, entry)()
 
-    The totals row is written last: on PostgreSQL its row lock (one of the country's shards, see
-    storage.totals) is held from that statement to the commit, and a concurrent movement that picked
-    the same shard waits for it, so nothing else runs in between (the country's totals are read
-    before it and the entry added to them). On PostgreSQL the ledger row and the Home mark go to the
-    server with that read, and the totals row with the COMMIT (storage.lean)."""
+
+def record_movement_soon(session: Session, entry: Entry) -> Callable[[], tuple[Entry, CountryStatus]]:
+    """`record_movement`, with every statement queued (storage.lean): on PostgreSQL they go to the
+    server with the next read or with the COMMIT, in one round trip. Call the result for the entry
+    with its id and the country's totals with it (it sends the queue if it has not gone yet).
+
+    The country's totals are read before its totals row is written, and the entry added to them; the
+    totals row goes last (on PostgreSQL its row lock, on one of the country's shards, see
+    storage.totals, is then held only until the COMMIT right behind it)."""
     sql = Statements(session)
     new_id = sql.insert_later(
         _INSERT,
@@ -64,10 +70,15 @@ def record_movement(session: Session, entry: Entry) -> tuple[Entry, CountryStatu
         ),
     )
     home_boards.mark_stale(session, entry.created_at)
-    status = totals.deployment_status(session, entry.country).get(entry.country, CountryStatus(entry.country))
+    statuses = totals.country_status_soon(sql, entry.country)
     arrived, departed = (entry.count, 0) if entry.kind is MovementKind.ARRIVAL else (0, entry.count)
-    bucket = status.bucket(entry.capability)
-    bucket.arrived += arrived
-    bucket.departed += departed
     totals.add_movement(sql, entry.country, entry.capability, arrived, departed)
-    return replace(entry, id=new_id()), status
+
+    def recorded() -> tuple[Entry, CountryStatus]:
+        status = statuses().get(entry.country, CountryStatus(entry.country))
+        bucket = status.bucket(entry.capability)
+        bucket.arrived += arrived
+        bucket.departed += departed
+        return replace(entry, id=new_id()), status
+
+    return recorded

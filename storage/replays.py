@@ -56,7 +56,7 @@ class Guard:
             if cursor.rowcount != 1:
                 raise Replayed(self.signature)
 
-        sql.later(_REMEMBER, (self.signature, sql.when(self.expires_at)), then=check)
+        sql.later(_REMEMBER, (self.signature, sql.when(self.expires_at)), then=check, check=True)
 
     def failed(self) -> None:
         """The database failed (or was too busy): nothing was recorded, and trying again to

@@ -9,8 +9,9 @@ rows also upserts their totals (a session-wide listener, so no code path can for
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, event, func, select
 from sqlalchemy.orm import UOWTransaction
@@ -44,9 +45,17 @@ def deployment_status(session: Session, country: str | None = None) -> dict[str,
     """The same answer as `ledger.deployment_status`, read from the running totals (one small query)."""
     sql = Statements(session)
     if country is None:
-        rows = sql.all(_SELECT + _GROUP + " ORDER BY country")
-    else:
-        rows = sql.all(_SELECT + " WHERE country = ?" + _GROUP, (country,))
+        return _statuses(sql.all(_SELECT + _GROUP + " ORDER BY country"))
+    return country_status_soon(sql, country)()
+
+
+def country_status_soon(sql: Statements, country: str) -> Callable[[], dict[str, CountryStatus]]:
+    """`deployment_status(session, country)`, read with the statements queued after it (storage.lean)."""
+    rows = sql.read_later(_SELECT + " WHERE country = ?" + _GROUP, (country,))
+    return lambda: _statuses(rows())
+
+
+def _statuses(rows: Iterable[tuple[Any, ...]]) -> dict[str, CountryStatus]:
     statuses: dict[str, CountryStatus] = {}
     for code, capability, pledged, arrived, departed in rows:
         bucket = statuses.setdefault(code, CountryStatus(code)).bucket(_capability(capability))

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import event
 
 from commands import duplicates, movements
+from storage import home_boards, totals
 from storage.models import CommandLog, Movement, PendingCommand, Pledge
 from tests.support.bot import RunningBot, reply_text, running_bot, transactions_beyond_the_replay_guard
 from tests.support.fixtures import TEST_SIGNING_SECRET
@@ -681,7 +682,7 @@ def test_unexpected_error_shows_an_id_and_no_trace(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("database password is hunter2")
 
-    monkeypatch.setattr(movements, "recorded_reply", broken)  # fails after the row was added
+    monkeypatch.setattr(home_boards, "mark_stale", broken)  # fails after the row was added
     caplog.set_level(logging.ERROR)
 
     body = say(bot, "/arrivals", "poland 40")
@@ -689,12 +690,40 @@ def test_unexpected_error_shows_an_id_and_no_trace(
     assert body["response_type"] == "ephemeral"
     match = re.search(r"error id `([0-9a-f]{8})`", body["text"])
     assert match, body["text"]
-    for leak in ("Traceback", "RuntimeError", "hunter2", "recorded_reply", ".py"):
+    assert "nothing was recorded" in body["text"]
+    for leak in ("Traceback", "RuntimeError", "hunter2", "mark_stale", ".py"):
         assert leak not in shown(body)
     assert stored(bot) == (0, 0, 0, 0)  # rolled back whole
     logged = [r for r in caplog.records if match.group(1) in r.getMessage()]
     assert logged
     assert logged[0].exc_info is not None
+
+
+def test_an_answer_that_fails_after_the_commit_says_the_entry_stands(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A movement's answer is built after its commit (its entry number and totals come back with
+    the COMMIT): if building it fails, the entry stands, whole, and the answer says so."""
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("database password is hunter2")
+
+    monkeypatch.setattr(movements, "recorded_reply", broken)
+    caplog.set_level(logging.ERROR)
+
+    body = say(bot, "/arrivals", "poland 40")
+
+    assert body["response_type"] == "ephemeral"
+    assert "Recorded, but the answer could not be shown" in body["text"]
+    assert "Do not type it again" in body["text"]
+    match = re.search(r"error id `([0-9a-f]{8})`", body["text"])
+    assert match, body["text"]
+    for leak in ("Traceback", "RuntimeError", "hunter2", "recorded_reply", ".py"):
+        assert leak not in shown(body)
+    assert stored(bot) == (1, 0, 1, 0)  # the entry and its log, whole
+    with bot.runtime.db.session() as session:
+        assert totals.mismatches(session) == []
+    assert [r for r in caplog.records if match.group(1) in r.getMessage()]
 
 
 def test_an_unexpected_error_on_record_again_stores_nothing_and_says_so(

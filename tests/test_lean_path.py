@@ -152,10 +152,11 @@ def test_postgres_totals_row_goes_to_the_server_with_the_commit(
     try:
         db.migrate()
         with db.session() as first:
-            recorded, _status = recording.record_movement(first, entry("U0FIRST", now))
-            assert recorded.id is not None
+            recorded = recording.record_movement_soon(first, entry("U0FIRST", now))  # all queued
             with db.session(lock_timeout_ms=200) as second:
                 recording.record_movement(second, entry("U0SECOND", now))  # same shard: no wait
+        first_entry, _status = recorded()  # came back with the first one's COMMIT
+        assert first_entry.id is not None
         with db.session() as session:
             assert totals.on_duty(session, "PL", None) == 2
             assert ledger.deployment_status(session)["PL"].total.arrived == 2

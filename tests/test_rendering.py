@@ -26,7 +26,7 @@ from commands.blocks import (
     truncate,
 )
 from commands.capabilities import default_vocabulary
-from commands.common import Caller, CommandConfig, CommandContext, Reply
+from commands.common import Caller, CommandConfig, CommandContext, Reply, resolve
 from commands.countries import all_countries, country_by_code
 from commands.home import MAX_HOME_BLOCKS, home_view
 from storage.clock import FrozenClock
@@ -100,7 +100,9 @@ def longest_named_countries(count: int) -> list[str]:
 
 
 def test_arrival_recorded(session: Session) -> None:
-    reply = arrivals.handle("poland 12 dog-team at CDG terminal 2 -- 2 handlers, 4 dogs", ctx(session))
+    reply = resolve(
+        arrivals.handle("poland 12 dog-team at CDG terminal 2 -- 2 handlers, 4 dogs", ctx(session))
+    )
     message = reply.to_message()
     assert_valid_message(message)
     assert message["response_type"] == "in_channel"
@@ -109,7 +111,7 @@ def test_arrival_recorded(session: Session) -> None:
 
 
 def test_arrival_with_hostile_place_and_note_is_escaped_everywhere(session: Session) -> None:
-    reply = arrivals.handle(f"poland 12 at {HOSTILE[:90]} -- {HOSTILE}", ctx(session))
+    reply = resolve(arrivals.handle(f"poland 12 at {HOSTILE[:90]} -- {HOSTILE}", ctx(session)))
     message = reply.to_message()
     assert_valid_message(message)
     assert_escaped(message)
@@ -119,9 +121,11 @@ def test_arrival_with_hostile_place_and_note_is_escaped_everywhere(session: Sess
 
 
 def test_departure_and_undo_with_hostile_place_are_escaped(session: Session) -> None:
-    arrivals.handle(f"poland 12 at {HOSTILE[:90]}", ctx(session))
-    departed = departures.handle(f"poland 2 at {HOSTILE[:90]}", ctx(session, "/departures")).to_message()
-    undone = departures.handle("undo", ctx(session, "/departures")).to_message()
+    resolve(arrivals.handle(f"poland 12 at {HOSTILE[:90]}", ctx(session)))
+    departed = resolve(
+        departures.handle(f"poland 2 at {HOSTILE[:90]}", ctx(session, "/departures"))
+    ).to_message()
+    undone = resolve(departures.handle("undo", ctx(session, "/departures"))).to_message()
     for message in (departed, undone):
         assert_valid_message(message)
         assert "<!channel>" not in "\n".join(texts_of(message))
@@ -140,7 +144,7 @@ def test_pledge_replies(session: Session) -> None:
 def test_help_replies_are_valid() -> None:
     context = CommandContext(session=None, caller=CALLER, clock=FrozenClock(START), config=CONFIG, command="")  # type: ignore[arg-type]
     for message in (
-        arrivals.handle("help", context).to_message(),
+        resolve(arrivals.handle("help", context)).to_message(),
         pledge.help_reply(context).to_message(),
         deployment.help_reply().to_message(),
     ):
@@ -239,7 +243,7 @@ def test_today_with_200_movements(session: Session) -> None:
             )
         )
     session.flush()
-    message = arrivals.handle("", ctx(session, clock=clock)).to_message()
+    message = resolve(arrivals.handle("", ctx(session, clock=clock))).to_message()
     assert_valid_message(message)
     assert message["response_type"] == "ephemeral"
     assert message["text"] == "200 movements today (Monday 20 July)."
