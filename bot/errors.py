@@ -45,23 +45,30 @@ def busy_reply() -> Reply:
 def reply_failed_after_commit(error: BaseException, where: str) -> Reply:
     """The command's work was committed, but its answer could not be built: say so, and that it
     stands (retyping it would record it twice — the duplicate check would ask first)."""
-    error_id = secrets.token_hex(4)
-    log.error("error %s building the answer of %s: %s", error_id, where, type(error).__name__, exc_info=error)
-    message = (
+    error_id = _logged(error, f"building the answer of {where}")
+    return _error_reply(
         f":warning: Recorded, but the answer could not be shown (error id `{error_id}`). "
         "Do not type it again; check the figures with `/deployment`, and give the operations centre this id."
     )
-    return Reply(text=message, blocks=[section(message), context("The full details are in Liaison's log.")])
 
 
 def unexpected_error_reply(error: BaseException, where: str) -> Reply:
     if is_database_busy(error):
         log.warning("database busy in %s: %s", where, type(error).__name__)
         return busy_reply()
-    error_id = secrets.token_hex(4)
-    log.error("error %s in %s: %s", error_id, where, type(error).__name__, exc_info=error)
-    message = (
+    error_id = _logged(error, f"in {where}")
+    return _error_reply(
         f":x: Something went wrong on our side and nothing was recorded (error id `{error_id}`). "
         "Please try again; if it happens again, give the operations centre this id."
     )
+
+
+def _logged(error: BaseException, where: str) -> str:
+    """Log `error` with its traceback under a new short id (shown to the user instead)."""
+    error_id = secrets.token_hex(4)
+    log.error("error %s %s: %s", error_id, where, type(error).__name__, exc_info=error)
+    return error_id
+
+
+def _error_reply(message: str) -> Reply:
     return Reply(text=message, blocks=[section(message), context("The full details are in Liaison's log.")])

@@ -17,8 +17,8 @@ from sqlmodel import select
 from storage import ledger, models, recording, totals
 from storage.db import Database
 from storage.lean import Statements
-from storage.recording import Entry
 from tests.support.bot import RunningBot, reply_text
+from tests.support.entries import arrival
 
 
 @contextmanager
@@ -101,21 +101,6 @@ def test_driver_errors_surface_as_sqlalchemys(any_bot: RunningBot) -> None:
     assert any_bot.count(models.SeenRequest) == 0  # rolled back whole
 
 
-def entry(user: str, now: datetime) -> Entry:
-    return Entry(
-        country="PL",
-        kind=models.MovementKind.ARRIVAL,
-        count=1,
-        capability=None,
-        location=None,
-        note=None,
-        recorded_by=user,
-        channel_id="C0PL",
-        command_text="/arrivals poland 1",
-        created_at=now,
-    )
-
-
 def test_postgres_arrivals_of_one_country_do_not_wait_on_each_others_totals(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -128,12 +113,12 @@ def test_postgres_arrivals_of_one_country_do_not_wait_on_each_others_totals(
         shards = iter([0, 1, 0])
         monkeypatch.setattr(totals, "_pick_shard", lambda postgres: next(shards))
         with db.session() as first:
-            recording.record_movement(first, entry("U0FIRST", now))  # shard 0, not committed yet
+            recording.record_movement(first, arrival("U0FIRST", now))  # shard 0, not committed yet
             Statements(first).flush()  # its totals row is written, as between it and its COMMIT
             with db.session(lock_timeout_ms=200) as second:
-                recording.record_movement(second, entry("U0SECOND", now))  # shard 1: no wait
+                recording.record_movement(second, arrival("U0SECOND", now))  # shard 1: no wait
             with pytest.raises(OperationalError), db.session(lock_timeout_ms=200) as third:
-                recording.record_movement(third, entry("U0THIRD", now))  # shard 0: waits, gives up
+                recording.record_movement(third, arrival("U0THIRD", now))  # shard 0: waits, gives up
         with db.session() as session:
             assert totals.on_duty(session, "PL", None) == 2
             assert totals.deployment_status(session, "PL")["PL"].total.arrived == 2
@@ -152,9 +137,9 @@ def test_postgres_totals_row_goes_to_the_server_with_the_commit(
     try:
         db.migrate()
         with db.session() as first:
-            recorded = recording.record_movement_soon(first, entry("U0FIRST", now))  # all queued
+            recorded = recording.record_movement_soon(first, arrival("U0FIRST", now))  # all queued
             with db.session(lock_timeout_ms=200) as second:
-                recording.record_movement(second, entry("U0SECOND", now))  # same shard: no wait
+                recording.record_movement(second, arrival("U0SECOND", now))  # same shard: no wait
         first_entry, _status = recorded()  # came back with the first one's COMMIT
         assert first_entry.id is not None
         with db.session() as session:

@@ -19,9 +19,9 @@ from storage import recording
 from storage.db import Database
 from storage.lean import Statements
 from storage.models import CommandLog, Movement, SeenRequest
-from storage.recording import Entry
 from storage.replays import Guard, Replayed
 from tests.support.bot import RunningBot, reply_text, running_bot
+from tests.support.entries import arrival
 from tests.support.slack_standin import SlackStandIn
 
 NOW = datetime(2026, 7, 20, 8, 0, tzinfo=UTC)
@@ -32,9 +32,8 @@ _LOG = (
 
 
 @pytest.fixture
-def db(postgres_url: str) -> Iterator[Database]:
-    database = Database.from_url(postgres_url)
-    database.migrate()
+def db(migrated_postgres_url: str) -> Iterator[Database]:
+    database = Database.from_url(migrated_postgres_url)
     try:
         yield database
     finally:
@@ -142,18 +141,7 @@ def test_an_error_in_a_queued_write_surfaces_as_sqlalchemys_and_nothing_is_store
 
 
 def test_insert_later_gives_the_new_rows_id_when_asked(db: Database) -> None:
-    entry = Entry(
-        country="PL",
-        kind=recording.MovementKind.ARRIVAL,
-        count=3,
-        capability=None,
-        location=None,
-        note=None,
-        recorded_by="U0ONE",
-        channel_id="C0PL",
-        command_text="/arrivals poland 3",
-        created_at=NOW,
-    )
+    entry = arrival("U0ONE", NOW, count=3)
     with db.session() as session:
         first, _status = recording.record_movement(session, entry)
         second, _status = recording.record_movement(session, entry)
