@@ -26,6 +26,7 @@ SQLite runs in process: there `later` runs the statement at once.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -266,8 +267,9 @@ def _prepared_on(connection: Connection) -> tuple[dict[str, str], Any]:
 
 
 def _prepare(driver: Any, prepared: dict[str, str], statement: str) -> str:
-    """PREPARE `statement` (psycopg's placeholders) on the server, in a round trip of its own."""
-    name = f"liaison_{len(prepared)}"
+    """PREPARE `statement` (psycopg's placeholders) on the server, in a round trip of its own. Names
+    are never reused in a process: one still on the server after `prepared` was cleared cannot clash."""
+    name = f"liaison_{next(_NAMES)}"
     count = 0
 
     def numbered(match: re.Match[str]) -> str:
@@ -285,6 +287,7 @@ def _prepare(driver: Any, prepared: dict[str, str], statement: str) -> str:
 
 
 _PLACEHOLDER = re.compile(r"%%|%s")
+_NAMES = itertools.count()
 _NO_SUCH_PREPARED_STATEMENT = "26000"
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 from sqlmodel import Session
 
 from storage import recording
@@ -164,6 +164,25 @@ def test_prepared_statements_outlive_rollbacks(db: Database) -> None:
             log(Statements(session), f"U0KEPT{attempt}")
             assert Statements(session).one("SELECT COUNT(*) FROM command_log") == (1 + attempt,)
     assert logged(db) == [f"U0KEPT{attempt}" for attempt in range(4)]
+
+
+def test_statements_deallocated_behind_its_back_are_prepared_again(db: Database) -> None:
+    """A pooler resetting the server session (DISCARD ALL) drops the prepared statements: the
+    transaction that finds them gone fails whole, and the next ones prepare them again."""
+    with db.session() as session:
+        log(Statements(session), "U0FIRST")
+    with db.session() as session:  # the same pooled connection, its server session reset
+        session.connection().connection.driver_connection.execute("DEALLOCATE ALL")
+
+    def log_on_reset_session() -> None:
+        with db.session() as session:
+            log(Statements(session), "U0LOST")
+
+    with pytest.raises(ProgrammingError):
+        log_on_reset_session()
+    with db.session() as session:
+        log(Statements(session), "U0AGAIN")
+    assert logged(db) == ["U0FIRST", "U0AGAIN"]
 
 
 def test_a_replay_found_by_the_queued_guard_stops_the_commit(db: Database) -> None:
