@@ -124,12 +124,16 @@ def record(request: Record, kind: MovementKind, text: str, ctx: CommandContext) 
         serialize_on(ctx.session, f"user:{ctx.caller.user_id}")
     key = duplicates.meaning(kind.value, country.code, request.count, cap_key, request.tail.location)
     previous = duplicates.previous_soon(ctx, key)
+    # A departure's on-duty figure is read after its country's lock, in the same round trip.
+    on_duty = (
+        totals.on_duty_soon(ctx.session, country.code, cap_key) if kind is MovementKind.DEPARTURE else None
+    )
     require_can_record(ctx, country, who())
     prompt = duplicates.prompt_if_retyped(ctx, previous(), text)
     if prompt is not None:
         return prompt
-    if kind is MovementKind.DEPARTURE:
-        _check_enough_on_duty(ctx, country, capability, request.count)
+    if on_duty is not None:
+        _check_enough_on_duty(ctx, country, capability, request.count, on_duty())
     duplicates.remember(ctx, key)
     recorded = recording.record_movement_soon(
         ctx.session,
@@ -156,10 +160,8 @@ def record(request: Record, kind: MovementKind, text: str, ctx: CommandContext) 
 
 
 def _check_enough_on_duty(
-    ctx: CommandContext, country: Country, capability: Capability | None, count: int
+    ctx: CommandContext, country: Country, capability: Capability | None, count: int, available: int
 ) -> None:
-    cap_key = capability.key if capability else None
-    available = totals.on_duty(ctx.session, country.code, cap_key)
     if count <= available:
         return
     where = f"{country.name} ({capability.key})" if capability else country.name

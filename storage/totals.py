@@ -64,11 +64,21 @@ def _statuses(rows: Iterable[tuple[Any, ...]]) -> dict[str, CountryStatus]:
 
 
 def on_duty(session: Session, country: str, capability: str | None) -> int:
-    row = Statements(session).one(
+    return on_duty_soon(session, country, capability)()
+
+
+def on_duty_soon(session: Session, country: str, capability: str | None) -> Callable[[], int]:
+    """`on_duty`, read with the statements queued after it (storage.lean)."""
+    rows = Statements(session).read_later(
         "SELECT SUM(arrived - departed) FROM deployment_total WHERE country = ? AND capability = ?",
         (country, _key(capability)),
     )
-    return 0 if row is None or row[0] is None else int(row[0])
+
+    def answer() -> int:
+        found = rows()
+        return 0 if not found or found[0][0] is None else int(found[0][0])
+
+    return answer
 
 
 def _pick_shard(postgres: bool) -> int:

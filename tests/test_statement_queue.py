@@ -248,3 +248,17 @@ def test_an_arrival_reaches_postgresql_in_two_round_trips(
     assert calls[0] == 2
     with pg_bot.runtime.db.session() as session:
         assert session.execute(select(func.sum(Movement.count))).scalar_one() == 3
+
+
+def test_a_departure_reaches_postgresql_in_two_round_trips_and_is_still_checked(
+    pg_bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A departure's on-duty figure is read after its country's lock, in the first round trip."""
+    pg_bot.reply("/arrivals", "poland 5")
+    pg_bot.reply("/departures", "poland 1", user_id="U0WARM")  # warm: statements prepared
+    calls = count_round_trips(monkeypatch)
+    body = pg_bot.reply("/departures", "poland 2", user_id="U0SECOND")
+    assert "Poland now: 2 on duty" in reply_text(body)
+    assert calls[0] == 2
+    refused = pg_bot.reply("/departures", "poland 3", user_id="U0THIRD")
+    assert "has only 2 people on duty" in reply_text(refused)
