@@ -244,11 +244,14 @@ def serve(
     settings: Settings, *, host: str, port: int, socket_mode: bool, listen_fd: int | None = None
 ) -> int:
     from bot.app import create_app
+    from bot.cpu import pin_to_one_cpu
     from bot.http import HttpServer, build_wsgi, request_threads
     from bot.runtime import build_runtime
     from bot.workers import inherited_socket, ready_line
 
     signing_secret, token = settings.require_slack_credentials(socket_mode=socket_mode)
+    if settings.pin_cpu:
+        pin_to_one_cpu()  # before any thread starts: they all inherit it
     runtime = build_runtime(settings, token=token)
     runtime.db.migrate()
     app = create_app(runtime, signing_secret=signing_secret, token=token)

@@ -128,6 +128,8 @@ class Settings(BaseSettings):
     scheduler: bool = Field(
         default=True, validation_alias=_env("LIAISON_SCHEDULER", "scheduler")
     )  # off: no in-process scheduled jobs (web-only processes; digests then via `liaison digest send-due`)
+    # `liaison serve` keeps each process on one CPU of its own (bot/cpu.py); off: where the system puts it.
+    pin_cpu: bool = Field(default=True, validation_alias=_env("LIAISON_PIN_CPU", "pin_cpu"))
     digest_grace_minutes: int = Field(
         default=180,
         ge=0,

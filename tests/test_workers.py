@@ -39,6 +39,7 @@ def test_two_workers_share_one_port_and_count_each_arrival_once(
         DATABASE_URL=database_url,
         PYTHONPATH=str(ROOT),
         PYTHONUNBUFFERED="1",
+        TMPDIR=str(tmp_path),  # where the workers claim their CPUs: no other Liaison on the machine counts
         SLACK_SIGNING_SECRET=secret,
         SLACK_BOT_TOKEN="xoxb-" + secrets.token_hex(8),
         SLACK_API_URL=slack.base_url,
@@ -59,6 +60,10 @@ def test_two_workers_share_one_port_and_count_each_arrival_once(
         assert len(workers) == 2  # two processes, each saying it serves
         for pid in workers:
             os.kill(pid, 0)  # alive
+        if len(os.sched_getaffinity(0)) >= 2:  # each worker on a CPU of its own (bot/cpu.py)
+            cpus = [os.sched_getaffinity(pid) for pid in workers]
+            assert [len(cpu) for cpu in cpus] == [1, 1], cpus
+            assert cpus[0] != cpus[1]
 
         def arrive(n: int) -> str:
             with SignedClient(url, secret) as client:

@@ -1,0 +1,72 @@
+"""One CPU per serving process.
+
+A Liaison process runs Python on one core at a time (the GIL), with its request threads taking turns
+at it around every database round trip and every hand-off to and from the event loop. When those
+threads float over several cores, each turn wakes a thread on another core: on the 2-CPU VM a third
+of the process's CPU went to switching (19 context switches per `/arrivals` on PostgreSQL), and the
+process served 900 req/s. Kept on one core, the same turns are cheap (4.6 switches per request) and it
+served 1,085; two processes each on a core of their own served 2,155 instead of 1,180
+(bench/RESULTS.md). What else runs on the machine (PostgreSQL, the proxy) has the other cores.
+
+So `liaison serve` keeps each process, and every thread it starts, on one CPU, a different one for each
+Liaison process on the machine while there are CPUs to go round: a process claims a CPU by holding a
+lock on a file named after it (released by the kernel when the process ends, however it ends). With
+more processes than CPUs, or a single CPU, the process is left where the system puts it.
+`LIAISON_PIN_CPU=off` turns this off (e.g. where an orchestrator pins processes itself).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO
+
+log = logging.getLogger(__name__)
+
+_claims: list[IO[bytes]] = []  # the claimed CPU's lock file, open for the life of the process
+
+
+def choose_cpu(allowed: Sequence[int], claim: Callable[[int], bool]) -> int | None:
+    """The first of `allowed` CPUs that `claim` takes; None when there is nothing to gain (one CPU)
+    or every CPU is claimed by another process already."""
+    if len(allowed) < 2:
+        return None
+    return next((cpu for cpu in sorted(allowed) if claim(cpu)), None)
+
+
+def claim_by_lock_file(directory: Path) -> Callable[[int], bool]:
+    """Claims a CPU for this process by an exclusive lock on `directory/liaison-cpu-N.lock`."""
+
+    def claim(cpu: int) -> bool:
+        try:
+            lock = (directory / f"liaison-cpu-{cpu}.lock").open("a+b")
+        except OSError:  # another user's file, a read-only directory: not ours to take
+            return False
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            return False
+        _claims.append(lock)
+        return True
+
+    return claim
+
+
+def pin_to_one_cpu(directory: Path | None = None) -> int | None:
+    """Keep this process on one CPU of its own (see the module's docstring): call it before starting
+    any thread, which then inherits it. Returns the CPU, or None where the process was left as is."""
+    if not hasattr(os, "sched_setaffinity"):  # not Linux
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    cpu = choose_cpu(allowed, claim_by_lock_file(directory or Path(tempfile.gettempdir())))
+    if cpu is None:
+        log.info("not pinned to a CPU: %d allowed, none unclaimed", len(allowed))
+        return None
+    os.sched_setaffinity(0, {cpu})
+    log.info("pinned to CPU %d of %d", cpu, len(allowed))
+    return cpu
