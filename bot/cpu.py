@@ -10,9 +10,12 @@ served 1,085; two processes each on a core of their own served 2,155 instead of 
 
 So `liaison serve` keeps each process, and every thread it starts, on one CPU, a different one for each
 Liaison process on the machine while there are CPUs to go round: a process claims a CPU by holding a
-lock on a file named after it (released by the kernel when the process ends, however it ends). With
-more processes than CPUs, or a single CPU, the process is left where the system puts it.
-`LIAISON_PIN_CPU=off` turns this off (e.g. where an orchestrator pins processes itself).
+lock on a file named after it in the temporary directory (released by the kernel when the process
+ends, however it ends). It looks first at the CPU it is running on, where the system just placed it
+(so processes that cannot see each other's claims, in containers with temporary directories of their
+own, still spread over the CPUs), then at the next ones. With more processes than CPUs, or a single
+CPU, the process is left where the system puts it. `LIAISON_PIN_CPU=off` turns this off (e.g. where
+an orchestrator pins processes itself).
 """
 
 from __future__ import annotations
@@ -30,12 +33,23 @@ log = logging.getLogger(__name__)
 _claims: list[IO[bytes]] = []  # the claimed CPU's lock file, open for the life of the process
 
 
-def choose_cpu(allowed: Sequence[int], claim: Callable[[int], bool]) -> int | None:
-    """The first of `allowed` CPUs that `claim` takes; None when there is nothing to gain (one CPU)
-    or every CPU is claimed by another process already."""
+def choose_cpu(allowed: Sequence[int], claim: Callable[[int], bool], start: int = 0) -> int | None:
+    """The first of the `allowed` CPUs, from `start` on and round again, that `claim` takes; None when
+    there is nothing to gain (one CPU) or every CPU is claimed by another process already."""
     if len(allowed) < 2:
         return None
-    return next((cpu for cpu in sorted(allowed) if claim(cpu)), None)
+    ordered = sorted(allowed)
+    first = next((index for index, cpu in enumerate(ordered) if cpu >= start), 0)
+    return next((cpu for cpu in ordered[first:] + ordered[:first] if claim(cpu)), None)
+
+
+def current_cpu() -> int:
+    """The CPU this process last ran on (Linux's /proc/self/stat, field 39), or 0 if unknown."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[36])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def claim_by_lock_file(directory: Path) -> Callable[[int], bool]:
@@ -63,7 +77,8 @@ def pin_to_one_cpu(directory: Path | None = None) -> int | None:
     if not hasattr(os, "sched_setaffinity"):  # not Linux
         return None
     allowed = sorted(os.sched_getaffinity(0))
-    cpu = choose_cpu(allowed, claim_by_lock_file(directory or Path(tempfile.gettempdir())))
+    claim = claim_by_lock_file(directory or Path(tempfile.gettempdir()))
+    cpu = choose_cpu(allowed, claim, start=current_cpu())
     if cpu is None:
         log.info("not pinned to a CPU: %d allowed, none unclaimed", len(allowed))
         return None

@@ -11,14 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from bot.cpu import choose_cpu, claim_by_lock_file
+from bot.cpu import choose_cpu, claim_by_lock_file, current_cpu
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_the_first_cpu_no_other_process_claimed_is_chosen() -> None:
+def test_the_first_cpu_no_other_process_claimed_is_chosen_from_where_the_process_runs() -> None:
     taken = {0, 1}
     assert choose_cpu([3, 0, 2, 1], lambda cpu: cpu not in taken) == 2
+    assert choose_cpu([3, 0, 2, 1], lambda cpu: cpu not in taken, start=3) == 3
+    assert choose_cpu([3, 0, 2, 1], lambda cpu: cpu not in {3, 0}, start=3) == 1  # round again
+    assert choose_cpu([0, 2, 4], lambda _cpu: True, start=3) == 4
 
 
 def test_nothing_is_chosen_with_a_single_cpu_or_when_every_cpu_is_claimed() -> None:
@@ -59,5 +62,10 @@ def test_a_pinned_process_and_the_threads_it_starts_stay_on_its_cpu(tmp_path: Pa
     if len(allowed) < 2:
         assert pinned == {"cpu": None, "process": sorted(allowed), "thread": sorted(allowed)}
         return
-    assert pinned["cpu"] == min(allowed)
-    assert pinned["process"] == pinned["thread"] == [min(allowed)]
+    assert pinned["cpu"] in allowed
+    assert pinned["process"] == pinned["thread"] == [pinned["cpu"]]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="CPU affinity is Linux's")
+def test_the_cpu_a_process_runs_on_is_read_from_linux() -> None:
+    assert current_cpu() in os.sched_getaffinity(0)
