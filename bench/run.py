@@ -158,19 +158,42 @@ def started(target: Target, port: int) -> Iterator[None]:
                 process.wait(10)
 
 
-def write_requests(path: Path, count: int, offset: int, countries: int = 1) -> None:
+def wrk_threads(clients: int) -> int:
+    return min(WRK_THREADS, clients)
+
+
+def write_requests(path: Path, count: int, offset: int, countries: int = 1, threads: int = 1) -> None:
+    """`count` signed `/arrivals`, a new user each, as whole HTTP requests for signed.lua: one file per
+    wrk thread (`path.0`, `path.1`…, request n in file n % threads), each request an 8-digit length
+    and its bytes. wrk only reads the next one (no parsing, nothing loaded before its clock starts)."""
     signer = Signer(SIGNING_SECRET)
     codes = [country.code for country in all_countries()][:countries] if countries > 1 else ["poland"]
-    with path.open("w") as out:
+    outs = [share_path(path, thread).open("wb") for thread in range(threads)]
+    try:
         for n in range(offset, offset + count):
-            body = signer.command_body("/arrivals", f"{codes[n % len(codes)]} 1", n)
-            headers = signer.headers(body)
-            out.write(f"{headers['X-Slack-Request-Timestamp']}\t{headers['X-Slack-Signature']}\t{body}\n")
+            body = signer.command_body("/arrivals", f"{codes[n % len(codes)]} 1", n).encode()
+            headers = signer.headers(body.decode())
+            request = (
+                b"POST /slack/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/x-www-form-urlencoded\r\n"
+                + f"X-Slack-Request-Timestamp: {headers['X-Slack-Request-Timestamp']}\r\n".encode()
+                + f"X-Slack-Signature: {headers['X-Slack-Signature']}\r\n".encode()
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            outs[n % threads].write(b"%08d" % len(request) + request)
+    finally:
+        for out in outs:
+            out.close()
+
+
+def share_path(path: Path, thread: int) -> Path:
+    return path.with_name(f"{path.name}.{thread}")
 
 
 def run_wrk(port: int, clients: int, duration: float, requests_file: Path) -> dict[str, float]:
-    threads = min(WRK_THREADS, clients)
-    env = {**os.environ, "BENCH_REQUESTS": str(requests_file), "BENCH_THREADS": str(threads)}
+    threads = wrk_threads(clients)
+    env = {**os.environ, "BENCH_REQUESTS": str(requests_file)}
     result = subprocess.run(
         [
             "wrk",
@@ -225,11 +248,12 @@ def bench_target(
             # Enough distinct users for 5,000 requests/s; timestamps fresh (Slack's 5-minute window).
             prepared = int(5000 * duration)
             requests_file = tmp / f"{target.name}-{count}.tsv"
-            write_requests(requests_file, prepared, offset, countries)
+            write_requests(requests_file, prepared, offset, countries, wrk_threads(count))
             offset += prepared
             before = stored_rows(target.count_stored, target.peer_table) if target.count_stored else None
             raw = run_wrk(port, count, duration, requests_file)
-            requests_file.unlink()
+            for thread in range(wrk_threads(count)):
+                share_path(requests_file, thread).unlink()
             step = Step(
                 target.name,
                 count,
