@@ -155,6 +155,33 @@ def test_serve_answers_slack_and_stops_cleanly(tmp_path: Path, slack: SlackStand
     assert bot_token[5:] not in output
 
 
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs (Linux)"
+)
+@pytest.mark.parametrize(("setting", "pinned"), [("on", True), ("off", False)])
+def test_serve_keeps_to_one_cpu_unless_told_not_to(tmp_path: Path, setting: str, pinned: bool) -> None:
+    allowed = os.sched_getaffinity(0)
+    env = base_env(
+        f"sqlite:///{tmp_path / 'pinned.db'}",
+        SLACK_SIGNING_SECRET="sig-" + secrets.token_hex(16),
+        SLACK_BOT_TOKEN="xoxb-" + secrets.token_hex(16),
+        SLACK_API_URL="http://127.0.0.1:9/api/",
+        LIAISON_SCHEDULER="off",
+        LIAISON_PIN_CPU=setting,
+        TMPDIR=str(tmp_path),  # where CPUs are claimed: no other Liaison on the machine counts
+    )
+    with serving(env, tmp_path) as served:
+        cpus = os.sched_getaffinity(served.process.pid)
+        threads = [int(task.name) for task in Path(f"/proc/{served.process.pid}/task").iterdir()]
+        if pinned:
+            assert len(cpus) == 1
+            assert cpus <= allowed
+            assert {frozenset(os.sched_getaffinity(thread)) for thread in threads} == {frozenset(cpus)}
+            assert any((tmp_path / f"liaison-cpu-{cpu}.lock").exists() for cpu in cpus)
+        else:
+            assert cpus == allowed
+
+
 def test_serve_refuses_to_start_without_the_signing_secret(tmp_path: Path) -> None:
     bot_token = "xoxb-" + secrets.token_hex(16)
     env = base_env(f"sqlite:///{tmp_path / 'x.db'}", SLACK_BOT_TOKEN=bot_token)
