@@ -171,8 +171,8 @@ def write_requests(path: Path, count: int, offset: int, countries: int = 1, thre
     outs = [share_path(path, thread).open("wb") for thread in range(threads)]
     try:
         for n in range(offset, offset + count):
-            body = signer.command_body("/arrivals", f"{codes[n % len(codes)]} 1", n).encode()
-            headers = signer.headers(body.decode())
+            text = signer.command_body("/arrivals", f"{codes[n % len(codes)]} 1", n)
+            headers, body = signer.headers(text), text.encode()
             request = (
                 b"POST /slack/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                 b"Content-Type: application/x-www-form-urlencoded\r\n"
@@ -247,12 +247,13 @@ def bench_target(
         for count in clients:
             # Enough distinct users for 5,000 requests/s; timestamps fresh (Slack's 5-minute window).
             prepared = int(5000 * duration)
-            requests_file = tmp / f"{target.name}-{count}.tsv"
-            write_requests(requests_file, prepared, offset, countries, wrk_threads(count))
+            requests_file = tmp / f"{target.name}-{count}.requests"
+            threads = wrk_threads(count)
+            write_requests(requests_file, prepared, offset, countries, threads)
             offset += prepared
             before = stored_rows(target.count_stored, target.peer_table) if target.count_stored else None
             raw = run_wrk(port, count, duration, requests_file)
-            for thread in range(wrk_threads(count)):
+            for thread in range(threads):
                 share_path(requests_file, thread).unlink()
             step = Step(
                 target.name,

@@ -3,10 +3,11 @@
 A Liaison process runs Python on one core at a time (the GIL), with its request threads taking turns
 at it around every database round trip and every hand-off to and from the event loop. When those
 threads float over several cores, each turn wakes a thread on another core: on the 2-CPU VM a third
-of the process's CPU went to switching (19 context switches per `/arrivals` on PostgreSQL), and the
-process served 900 req/s. Kept on one core, the same turns are cheap (4.6 switches per request) and it
-served 1,085; two processes each on a core of their own served 2,155 instead of 1,180
-(bench/RESULTS.md). What else runs on the machine (PostgreSQL, the proxy) has the other cores.
+of the process's CPU went to the kernel (19 context switches per `/arrivals` on PostgreSQL). Kept on
+one core, the same turns are cheap (4.6 switches per request): at 100 clients one process served 874
+req/s instead of 774 on PostgreSQL and 1,391 instead of 1,124 on SQLite, and two processes each on a
+core of their own served 2,515 instead of 1,574 on SQLite (bench/RESULTS.md). What else runs on the
+machine (PostgreSQL, the proxy) has the other cores.
 
 So `liaison serve` keeps each process, and every thread it starts, on one CPU, a different one for each
 Liaison process on the machine while there are CPUs to go round: a process claims a CPU by holding a
@@ -76,7 +77,7 @@ def pin_to_one_cpu(directory: Path | None = None) -> int | None:
     any thread, which then inherits it. Returns the CPU, or None where the process was left as is."""
     if not hasattr(os, "sched_setaffinity"):  # not Linux
         return None
-    allowed = sorted(os.sched_getaffinity(0))
+    allowed = list(os.sched_getaffinity(0))
     claim = claim_by_lock_file(directory or Path(tempfile.gettempdir()))
     cpu = choose_cpu(allowed, claim, start=current_cpu())
     if cpu is None:
