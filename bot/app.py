@@ -11,6 +11,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.authorization.authorize import Authorize
 from slack_bolt.middleware import Middleware
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
@@ -38,20 +39,13 @@ def create_app(runtime: Runtime, *, signing_secret: str | None, token: str) -> A
     """Bolt's app. Requests are verified before they reach it (`bot/slack_edge.py`), so Bolt's
     own verification is off; `signing_secret` is kept for callers that sign their requests."""
 
-    def authorize(enterprise_id: str | None, team_id: str | None, **_: Any) -> AuthorizeResult:
-        # A single-workspace app: the bot token is known (or renewed by rotation); no auth.test
-        # round trip per request.
-        return AuthorizeResult(
-            enterprise_id=enterprise_id, team_id=team_id, bot_token=runtime.tokens.current()
-        )
-
     app = App(
         name="liaison",
         signing_secret=signing_secret or "",
         request_verification_enabled=False,
         # Per-request clients get the token from `authorize`; this one only carries the base URL.
         client=WebClient(base_url=runtime.settings.slack_api_url, retry_handlers=[], timeout=15),
-        authorize=authorize,
+        authorize=KnownToken(runtime),
         process_before_response=True,
         listener_executor=ThreadPoolExecutor(
             max_workers=runtime.settings.listener_threads, thread_name_prefix="liaison-listener"
@@ -60,6 +54,30 @@ def create_app(runtime: Runtime, *, signing_secret: str | None, token: str) -> A
     app.use(SkipRedeliveredEvents(runtime))
     register(app, runtime)
     return app
+
+
+class KnownToken(Authorize):
+    """A single-workspace app: the bot token is known (or renewed by rotation), so no auth.test
+    round trip per request. A class rather than a function: Bolt inspects a function's parameters
+    on every request to build its arguments."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    def __call__(
+        self,
+        *,
+        context: BoltContext,
+        enterprise_id: str | None,
+        team_id: str | None,
+        user_id: str | None,
+        actor_enterprise_id: str | None = None,
+        actor_team_id: str | None = None,
+        actor_user_id: str | None = None,
+    ) -> AuthorizeResult:
+        return AuthorizeResult(
+            enterprise_id=enterprise_id, team_id=team_id, bot_token=self._runtime.tokens.current()
+        )
 
 
 class SkipRedeliveredEvents(Middleware):

@@ -23,6 +23,7 @@ from sqlmodel import Session
 
 from storage import lean
 from storage import totals as _totals  # noqa: F401  (its listener keeps the running totals)
+from storage.held import HeldConnections
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -41,6 +42,11 @@ DURABLE_OPTION = "liaison_durable"
 # listener threads, outbox delivery, scheduler); more are opened, and closed again, past that.
 SQLITE_POOL_SIZE = 20
 SQLITE_POOL_OVERFLOW = 40
+# PostgreSQL: up to PG_HELD_CONNECTIONS of them are held by request threads (storage.held), the
+# rest serve everything else.
+PG_POOL_SIZE = 10
+PG_POOL_OVERFLOW = 10
+PG_HELD_CONNECTIONS = 8
 
 
 def normalize_database_url(url: str) -> str:
@@ -58,7 +64,9 @@ def create_db_engine(url: str) -> Engine:
         return _create_sqlite_engine(url)
     # prepare_threshold=None: statements on the hot path are prepared by storage.lean, and psycopg's
     # own preparing would send DEALLOCATE ALL (dropping those too) after every rollback.
-    engine = create_engine(url, pool_size=10, max_overflow=10, connect_args={"prepare_threshold": None})
+    engine = create_engine(
+        url, pool_size=PG_POOL_SIZE, max_overflow=PG_POOL_OVERFLOW, connect_args={"prepare_threshold": None}
+    )
 
     @event.listens_for(engine, "checkout")
     def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
@@ -68,8 +76,7 @@ def create_db_engine(url: str) -> Engine:
         if time.monotonic() - record.info.get(_LAST_USED, 0.0) < PG_PING_AFTER_IDLE_S:
             return
         try:
-            with dbapi_connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
+            _ping(dbapi_connection)
         except Exception as error:
             raise DisconnectionError("the pooled connection is gone") from error  # the pool reconnects
 
@@ -129,9 +136,14 @@ def create_db_engine(url: str) -> Engine:
     return engine
 
 
+def _ping(dbapi_connection: Any) -> None:
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
 _PG_TIMEOUTS = "liaison.timeouts"
 _LAST_USED = "liaison.last_used"
-PG_PING_AFTER_IDLE_S = 1.0  # a pooled PostgreSQL connection idle this long is pinged before use  # the lock timeout a pooled PostgreSQL connection is set to
+PG_PING_AFTER_IDLE_S = 1.0  # a PostgreSQL connection idle this long is pinged before use
 
 
 def _pg_timeouts(lock_timeout_ms: int | None) -> list[tuple[str, str]]:
@@ -192,6 +204,14 @@ class Database:
         self.engine = engine
         self._group = GroupCommit(engine) if engine.dialect.name == "sqlite" else None
         self._binds: dict[tuple[int | None, bool], Engine] = {}
+        self._held = (
+            HeldConnections(
+                engine, limit=PG_HELD_CONNECTIONS, ping=_ping, idle_after=lambda: PG_PING_AFTER_IDLE_S
+            )
+            if engine.dialect.name == "postgresql"
+            else None
+        )
+        self._held_options: dict[tuple[int, bool], dict[str, Any]] = {}
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -235,6 +255,32 @@ class Database:
                 session.rollback()
                 raise
 
+    @contextmanager
+    def _held_session(self, held: HeldConnections, durable: bool) -> Iterator[Session]:
+        """A request's session on its thread's own connection (PostgreSQL, storage.held), or on a
+        pooled one when the thread has none to spare."""
+        options = self._held_options.get((REQUEST_LOCK_TIMEOUT_MS, durable))
+        if options is None:
+            options = {LOCK_TIMEOUT_OPTION: REQUEST_LOCK_TIMEOUT_MS, DURABLE_OPTION: durable}
+            self._held_options[(REQUEST_LOCK_TIMEOUT_MS, durable)] = options
+        connection = held.take(options)
+        if connection is None:
+            with self._pooled_session(REQUEST_LOCK_TIMEOUT_MS, durable) as session:
+                yield session
+            return
+        failed = True
+        try:
+            with Session(connection, expire_on_commit=False) as session:
+                try:
+                    yield session
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    raise
+            failed = False
+        finally:
+            held.give_back(connection, failed=failed)
+
     def run_request(self, work: Callable[[Session], T]) -> T:
         """`work` in the transaction of a Slack request, like `with request_session() as s: work(s)`.
         On SQLite it runs on the process's writer thread, back to back with the other requests of
@@ -246,6 +292,8 @@ class Database:
 
     def request_session(self, *, durable: bool = True) -> AbstractContextManager[Session]:
         """The transaction of a Slack request: it fails fast rather than outlast Slack's 3 seconds."""
+        if self._held is not None:
+            return self._held_session(self._held, durable)
         return self.session(lock_timeout_ms=REQUEST_LOCK_TIMEOUT_MS, durable=durable)
 
     def migrate(self) -> None:
@@ -254,6 +302,8 @@ class Database:
     def dispose(self) -> None:
         if self._group is not None:
             self._group.close()
+        if self._held is not None:
+            self._held.close()
         self.engine.dispose()
 
 
