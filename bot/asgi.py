@@ -2,7 +2,7 @@
 sockets, and each complete request runs on a bounded pool of threads (Bolt's App is synchronous).
 
 The body is read whole, up to the edge's limit, before a thread is taken: a slow or stalled client
-holds a coroutine, never a thread. Requests only ever carry a form or JSON body of a few kilobytes,
+holds a coroutine, never a thread, and for BODY_TIMEOUT_SECONDS at most (then a 408). Requests only ever carry a form or JSON body of a few kilobytes,
 so the answer is also built whole and sent in one piece.
 
 Why not a library adapter (a2wsgi's WSGIMiddleware): it streams each request between the loop and
@@ -28,15 +28,27 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 _TOO_LARGE = b"request body too large\n"
+_TOO_SLOW = b"request body not received in time\n"
+_CLOSE = (b"connection", b"close")
+# Slack sends its few kilobytes at once, and gives up on an answer after 3 seconds.
+BODY_TIMEOUT_SECONDS = 10.0
 
 
 class WsgiOnThreads:
     """An ASGI app running `wsgi` for each HTTP request on `pool`."""
 
-    def __init__(self, wsgi: WSGIApplication, pool: ThreadPoolExecutor, *, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        wsgi: WSGIApplication,
+        pool: ThreadPoolExecutor,
+        *,
+        max_body_bytes: int,
+        body_timeout: float = BODY_TIMEOUT_SECONDS,
+    ) -> None:
         self._wsgi = wsgi
         self._pool = pool
         self._max_body = max_body_bytes
+        self._body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -44,7 +56,14 @@ class WsgiOnThreads:
             return
         if scope["type"] != "http":
             return  # no websockets here
-        body = await self._read_body(scope, receive)
+        try:
+            async with asyncio.timeout(self._body_timeout):
+                body = await self._read_body(scope, receive)
+        except TimeoutError:
+            # A client that stalls mid-body would hold its connection (and a slot of the connection
+            # limit) for ever, and keep a graceful shutdown waiting for it.
+            await _send(send, 408, [(b"content-type", b"text/plain; charset=utf-8"), _CLOSE], _TOO_SLOW)
+            return
         if body is None:
             await _send(send, 413, [(b"content-type", b"text/plain; charset=utf-8")], _TOO_LARGE)
             return

@@ -8,12 +8,15 @@ was the limit (bench/RESULTS.md).
 
 Run it behind a reverse proxy that terminates TLS (Slack requires HTTPS). Idle keep-alive
 connections are closed after `channel_timeout` seconds; past `connection_limit` open connections
-or requests in progress, new requests get a 503 at once rather than queueing.
+or requests in progress, new requests get a 503 at once rather than queueing. A request whose body
+has not arrived within `body_timeout` seconds gets a 408; on SIGTERM, requests in progress get
+`shutdown_grace` seconds to finish.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import threading
 from collections.abc import Callable, Iterable
@@ -23,7 +26,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 from slack_bolt import App
 
-from bot.asgi import WsgiOnThreads
+from bot.asgi import BODY_TIMEOUT_SECONDS, WsgiOnThreads
 from bot.health import Check, Health, database_check, delivery_check, gather, ready_check
 from bot.runtime import Runtime
 from bot.slack_edge import MAX_BODY_BYTES, Answer, SlackEndpoint
@@ -97,6 +100,7 @@ def _status_line(status: int) -> str:
 # clients: 6 threads 940-984 req/s, 16 threads 810-850; see bench/RESULTS.md).
 SQLITE_REQUEST_THREADS = 16
 POSTGRES_REQUEST_THREADS = 6
+SHUTDOWN_GRACE_SECONDS = 10.0  # below bot.workers' STOP_TIMEOUT_SECONDS, after which a worker is killed
 
 
 def request_threads(configured: int | None, backend: str) -> int:
@@ -119,13 +123,15 @@ class HttpServer:
         channel_timeout: int = 15,
         connection_limit: int = 500,
         sock: socket.socket | None = None,
+        body_timeout: float = BODY_TIMEOUT_SECONDS,
+        shutdown_grace: float = SHUTDOWN_GRACE_SECONDS,
     ) -> None:
         # `sock`: a listening socket shared by several worker processes (bot.workers); else bound
         # here, so that the port is known (port 0: any free one) before serving starts.
         self._socket = sock or socket.create_server((host, port), backlog=BACKLOG)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="liaison-http")
         self.config = uvicorn.Config(
-            WsgiOnThreads(wsgi, self._pool, max_body_bytes=MAX_BODY_BYTES),
+            WsgiOnThreads(wsgi, self._pool, max_body_bytes=MAX_BODY_BYTES, body_timeout=body_timeout),
             loop=_event_loop(),
             http="httptools",
             lifespan="off",
@@ -135,7 +141,11 @@ class HttpServer:
             timeout_keep_alive=channel_timeout,
             limit_concurrency=connection_limit,
             backlog=BACKLOG,
+            # On SIGTERM, requests in progress are finished, for this long at most: a connection
+            # that never completes its request must not keep the process (and a deploy) waiting.
+            timeout_graceful_shutdown=max(1, math.ceil(shutdown_grace)),
         )
+        self._grace = shutdown_grace
         self._server = uvicorn.Server(self.config)
         self._thread: threading.Thread | None = None
 
@@ -160,10 +170,15 @@ class HttpServer:
         while not self._server.started and self._thread.is_alive():
             self._thread.join(0.01)  # until it accepts connections
 
+    @property
+    def serving(self) -> bool:
+        """Whether the server started by `start_in_thread` still runs."""
+        return self._thread is not None and self._thread.is_alive()
+
     def close(self) -> None:
         self._server.should_exit = True
         if self._thread is not None:
-            self._thread.join(10)
+            self._thread.join(self._grace + 10)
         else:
             self._pool.shutdown(wait=False, cancel_futures=True)
         self._socket.close()

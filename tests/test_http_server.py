@@ -93,6 +93,29 @@ def test_an_oversized_body_is_refused_before_it_is_read(bot: RunningBot) -> None
         assert streamed.status_code == 413
 
 
+def test_a_body_that_stops_coming_is_answered_408_and_the_connection_closed(bot: RunningBot) -> None:
+    with serving(bot.wsgi, body_timeout=0.2) as server, ExitStack() as stack:
+        conn = stalled(stack, server.port)
+        received = b""
+        while chunk := conn.recv(65536):  # the answer, then the server's close (an empty read)
+            received += chunk
+        assert received.startswith(b"HTTP/1.1 408")
+        assert received.endswith(b"request body not received in time\n")
+        assert httpx.get(f"http://127.0.0.1:{server.port}/healthz", timeout=5).status_code == 200
+
+
+def test_shutdown_waits_for_a_stalled_client_only_so_long(bot: RunningBot) -> None:
+    """SIGTERM (here `close`, the same graceful shutdown) finishes the requests in progress, but a
+    client that never completes its request does not keep the process alive (a deploy waiting, or a
+    worker killed by bot.workers)."""
+    with ExitStack() as stack:
+        server = HttpServer(bot.wsgi, "127.0.0.1", 0, threads=2, body_timeout=3600, shutdown_grace=0.5)
+        server.start_in_thread()
+        stalled(stack, server.port)
+        server.close()
+        assert not server.serving
+
+
 def test_head_answers_without_a_body(bot: RunningBot) -> None:
     with serving(bot.wsgi) as server:
         head = httpx.head(f"http://127.0.0.1:{server.port}/healthz", timeout=5)
