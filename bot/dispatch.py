@@ -220,6 +220,7 @@ def handle_duplicate_choice(runtime: Runtime, body: dict[str, Any], action: dict
     answers: list[dict[str, Any]] = []
 
     def choose(ctx: CommandContext) -> Reply:
+        answers.clear()  # the transaction may run twice (Database.run_request): only its last answers
         return _resolve_pending(ctx, pending_id, record_again, answers)
 
     def respond(ctx: CommandContext, reply: Reply, done: bool) -> None:

@@ -18,6 +18,7 @@ from sqlmodel import col
 from commands.blocks import actions, button, context, escape, section
 from commands.common import CommandContext, Reply, format_local_time
 from commands.parsing import quote
+from storage.gates import Condition
 from storage.lean import Statements, stored_time
 from storage.models import CommandLog, PendingCommand
 
@@ -65,6 +66,17 @@ def previous_soon(ctx: CommandContext, key: str) -> Callable[[], Previous | None
         return Previous(created_at=stored_time(found[0][0])) if found else None
 
     return answer
+
+
+def retyped(ctx: CommandContext, key: str) -> Condition | None:
+    """`previous_soon` as a condition for the server to check (storage.gates): true when the caller
+    recorded `key` within the window; None when no earlier entry counts."""
+    window = ctx.config.duplicate_window
+    if ctx.confirmed_duplicate or window.total_seconds() <= 0:
+        return None
+    sql = Statements(ctx.session)
+    params = (ctx.caller.user_id, sql.when(ctx.now() - window), ctx.command, key)
+    return f"EXISTS ({_PREVIOUS})", params
 
 
 def prompt_if_retyped(ctx: CommandContext, previous: Previous | None, text: str) -> Reply | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from commands import duplicates
+from commands import duplicates, permissions
 from commands.blocks import Block, context, header, percent, progress_bar, section, text_sections
 from commands.capabilities import Capability
 from commands.common import (
@@ -22,7 +22,7 @@ from commands.countries import Country, country_by_code, flag
 from commands.parsing import Tail, count_from, parse_tail, split_country_and_count
 from commands.permissions import require_can_record, standing_soon
 from commands.slack_text import show
-from storage import ledger, recording, totals
+from storage import gates, ledger, recording, totals
 from storage.db import serialize_on
 from storage.ledger import Bucket
 from storage.models import Movement, MovementKind
@@ -113,27 +113,33 @@ def handle(text: str, kind: MovementKind, ctx: CommandContext) -> Reply | LateRe
 def record(request: Record, kind: MovementKind, text: str, ctx: CommandContext) -> Reply | LateReply:
     country, capability = request.country, request.tail.capability
     cap_key = capability.key if capability else None
-    # The caller's standing, the lock and the duplicate check reach PostgreSQL in one round trip
-    # (storage.lean); the lock is taken whatever the standing, and released with the transaction.
-    who = standing_soon(ctx, country)
-    if kind is MovementKind.DEPARTURE:
-        serialize_on(ctx.session, f"country:{country.code}")  # never below zero on duty
-    else:
-        # An arrival only adds (its totals row is updated atomically): only the caller's retyped
-        # command must not race its duplicate check, so arrivals for one country run side by side.
-        serialize_on(ctx.session, f"user:{ctx.caller.user_id}")
     key = duplicates.meaning(kind.value, country.code, request.count, cap_key, request.tail.location)
-    previous = duplicates.previous_soon(ctx, key)
-    # A departure's on-duty figure is read after its country's lock, in the same round trip.
-    on_duty = (
-        totals.on_duty_soon(ctx.session, country.code, cap_key) if kind is MovementKind.DEPARTURE else None
-    )
-    require_can_record(ctx, country, who())
-    prompt = duplicates.prompt_if_retyped(ctx, previous(), text)
-    if prompt is not None:
-        return prompt
-    if on_duty is not None:
-        _check_enough_on_duty(ctx, country, capability, request.count, on_duty())
+    if gates.optimistic(ctx.session):
+        # The checks below, made by the server in the round trip that records and commits: if one
+        # fails, nothing stands and this runs again step by step, to refuse or ask (storage.gates).
+        _serialize(ctx, kind, country)
+        checks = [permissions.may_not_record(ctx, country), duplicates.retyped(ctx, key)]
+        if kind is MovementKind.DEPARTURE:
+            checks.append(totals.short_of(country.code, cap_key, request.count))
+        gates.refuse_if_any(ctx.session, [check for check in checks if check is not None])
+    else:
+        # The caller's standing, the lock and the duplicate check reach PostgreSQL in one round trip
+        # (storage.lean); the lock is taken whatever the standing, and released with the transaction.
+        who = standing_soon(ctx, country)
+        _serialize(ctx, kind, country)
+        previous = duplicates.previous_soon(ctx, key)
+        # A departure's on-duty figure is read after its country's lock, in the same round trip.
+        on_duty = (
+            totals.on_duty_soon(ctx.session, country.code, cap_key)
+            if kind is MovementKind.DEPARTURE
+            else None
+        )
+        require_can_record(ctx, country, who())
+        prompt = duplicates.prompt_if_retyped(ctx, previous(), text)
+        if prompt is not None:
+            return prompt
+        if on_duty is not None:
+            _check_enough_on_duty(ctx, country, capability, request.count, on_duty())
     duplicates.remember(ctx, key)
     recorded = recording.record_movement_soon(
         ctx.session,
@@ -157,6 +163,16 @@ def record(request: Record, kind: MovementKind, text: str, ctx: CommandContext) 
 
     # Rendered once the ledger row, the totals and the COMMIT have gone in one round trip.
     return LateReply(reply)
+
+
+def _serialize(ctx: CommandContext, kind: MovementKind, country: Country) -> None:
+    """Until the transaction ends: a departure against its country's other movements (never below
+    zero on duty); an arrival only adds (its totals row is updated atomically), so only against the
+    caller's own retyped command and its duplicate check: arrivals for one country run side by side."""
+    if kind is MovementKind.DEPARTURE:
+        serialize_on(ctx.session, f"country:{country.code}")
+    else:
+        serialize_on(ctx.session, f"user:{ctx.caller.user_id}")
 
 
 def _check_enough_on_duty(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from commands.common import CommandContext, PermissionDenied, mention
 from commands.countries import Country
 from storage import directory
+from storage.gates import Condition
 from storage.models import Role, UserRole
 
 
@@ -104,6 +105,14 @@ def standing_soon(
         return Standing(country, tuple(liaisons), who in liaisons, is_ops)
 
     return answer
+
+
+def may_not_record(ctx: CommandContext, country: Country) -> Condition | None:
+    """`require_can_record` as a condition for the server to check (storage.gates): None when the
+    caller may record whatever the database says (an admin from the configuration)."""
+    if ctx.caller.user_id in ctx.config.admins:
+        return None
+    return directory.may_not_record(ctx.caller.user_id, country.code)
 
 
 def require_can_record(ctx: CommandContext, country: Country, who: Standing | None = None) -> None:

@@ -17,11 +17,11 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.pool import QueuePool, StaticPool
 from sqlmodel import Session
 
-from storage import lean
+from storage import gates, lean
 from storage import totals as _totals  # noqa: F401  (its listener keeps the running totals)
 from storage.held import HeldConnections
 
@@ -284,10 +284,20 @@ class Database:
     def run_request(self, work: Callable[[Session], T]) -> T:
         """`work` in the transaction of a Slack request, like `with request_session() as s: work(s)`.
         On SQLite it runs on the process's writer thread, back to back with the other requests of
-        its group (GroupCommit.run); its result (or exception) comes back once the group committed."""
+        its group (GroupCommit.run); its result (or exception) comes back once the group committed.
+        On PostgreSQL its first attempt may leave its checks to the server (storage.gates); if the
+        server stops it, it runs again, step by step. So `work` may run twice: everything it does
+        must be in the transaction (or harmless to do again, like a read from Slack)."""
         if self._group is not None:
             return self._group.run(work, REQUEST_LOCK_TIMEOUT_MS)
-        with self.request_session() as session:
+        try:
+            with self.request_session() as session:
+                gates.allow(session)  # checks on the server, one round trip (storage.gates)
+                return work(session)
+        except DBAPIError as error:
+            if not gates.reconsidered(error):
+                raise
+        with self.request_session() as session:  # again, step by step: nothing of the first stands
             return work(session)
 
     def request_session(self, *, durable: bool = True) -> AbstractContextManager[Session]:

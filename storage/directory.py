@@ -8,7 +8,7 @@ from sqlalchemy import delete, select
 from sqlmodel import Session, col
 
 from storage.lean import Statements
-from storage.models import ChannelLink, LiaisonAssignment, UserRole
+from storage.models import ChannelLink, LiaisonAssignment, Role, UserRole
 
 
 def role_of(session: Session, user_id: str) -> UserRole | None:
@@ -31,6 +31,21 @@ _STANDING = (
     "SELECT kind, value FROM (SELECT 0 AS kind, role AS value, 0 AS id FROM user_role WHERE user_id = ? "
     "UNION ALL SELECT 1, user_id, id FROM liaison_assignment WHERE country = ?) AS found ORDER BY kind, id"
 )
+
+
+# Whether `user_id` may not record `country`'s movements: not ops or admin in Liaison, and the
+# country has liaison officers, none of them the user (commands.permissions.require_can_record).
+_MAY_NOT_RECORD = (
+    "NOT EXISTS (SELECT 1 FROM user_role WHERE user_id = ? AND role IN (?, ?)) "
+    "AND EXISTS (SELECT 1 FROM liaison_assignment WHERE country = ?) "
+    "AND NOT EXISTS (SELECT 1 FROM liaison_assignment WHERE country = ? AND user_id = ?)"
+)
+
+
+def may_not_record(user_id: str, country: str) -> tuple[str, tuple[str, ...]]:
+    """The SQL condition (storage.gates) true when `user_id`'s granted role and `country`'s
+    liaisons do not let the user record the country's movements."""
+    return _MAY_NOT_RECORD, (user_id, Role.ADMIN.value, Role.OPS.value, country, country, user_id)
 
 
 def standing_of(session: Session, user_id: str, country: str) -> tuple[str | None, list[str]]:

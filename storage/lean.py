@@ -223,9 +223,16 @@ def send_queued_now(
     driver = connection.connection.driver_connection
     driver_error: type[Exception] = connection.dialect.loaded_dbapi.Error
     prepared, cursor = _prepared_on(connection)
-    texts = list(opening)
+    texts: list[str] = []
     values: list[Any] = []
     try:
+        if opening and any(statement not in prepared for statement, _params, _then, _check in queued):
+            # A PREPARE locks the tables it names: it must wait for them inside the transaction,
+            # under the request's lock timeout, not before the opening that sets it.
+            texts = list(opening)
+            cursor.execute("; ".join(texts))
+            opening = ()
+        texts = list(opening)
         for statement, params, _then, _check in queued:
             texts.append(prepared.get(statement) or _prepare(driver, prepared, statement))
             values.extend(params)

@@ -63,22 +63,28 @@ def _statuses(rows: Iterable[tuple[Any, ...]]) -> dict[str, CountryStatus]:
     return statuses
 
 
+_ON_DUTY = "SELECT SUM(arrived - departed) FROM deployment_total WHERE country = ? AND capability = ?"
+
+
 def on_duty(session: Session, country: str, capability: str | None) -> int:
     return on_duty_soon(session, country, capability)()
 
 
 def on_duty_soon(session: Session, country: str, capability: str | None) -> Callable[[], int]:
     """`on_duty`, read with the statements queued after it (storage.lean)."""
-    rows = Statements(session).read_later(
-        "SELECT SUM(arrived - departed) FROM deployment_total WHERE country = ? AND capability = ?",
-        (country, _key(capability)),
-    )
+    rows = Statements(session).read_later(_ON_DUTY, (country, _key(capability)))
 
     def answer() -> int:
         found = rows()
         return 0 if not found or found[0][0] is None else int(found[0][0])
 
     return answer
+
+
+def short_of(country: str, capability: str | None, count: int) -> tuple[str, tuple[object, ...]]:
+    """The SQL condition (storage.gates) true when fewer than `count` are on duty for `country` and
+    `capability`: a departure of `count` would go below zero."""
+    return f"COALESCE(({_ON_DUTY}), 0) < ?", (country, _key(capability), count)
 
 
 def _pick_shard(postgres: bool) -> int:

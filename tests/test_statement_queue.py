@@ -235,30 +235,31 @@ def pg_bot(migrated_postgres_url: str, slack: SlackStandIn, signing_secret: str)
         yield running
 
 
-def test_an_arrival_reaches_postgresql_in_two_round_trips(
+def test_an_arrival_reaches_postgresql_in_one_round_trip(
     pg_bot: RunningBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """BEGIN, the replay note, the caller's standing, the lock and the duplicate check; then the log,
-    the ledger row, the Home mark, the country's totals, the totals row and the COMMIT, the reply
-    rendered from what came back (it was eleven round trips, each a wait and a turn at the GIL)."""
+    """BEGIN, the replay note, the lock, the checks (the caller's standing, the duplicate check: the
+    server stops the transaction if one fails, storage.gates), the log, the ledger row, the Home
+    mark, the country's totals, the totals row and the COMMIT, the reply rendered from what came
+    back (it was eleven round trips, each a wait and a turn at the GIL; then two)."""
     pg_bot.reply("/arrivals", "poland 1")  # warm: connections open, statements prepared
     calls = count_round_trips(monkeypatch)
     body = pg_bot.reply("/arrivals", "poland 2", user_id="U0SECOND")
     assert "Poland now: 3 on duty" in reply_text(body)
-    assert calls[0] == 2
+    assert calls[0] == 1
     with pg_bot.runtime.db.session() as session:
         assert session.execute(select(func.sum(Movement.count))).scalar_one() == 3
 
 
-def test_a_departure_reaches_postgresql_in_two_round_trips_and_is_still_checked(
+def test_a_departure_reaches_postgresql_in_one_round_trip_and_is_still_checked(
     pg_bot: RunningBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A departure's on-duty figure is read after its country's lock, in the first round trip."""
+    """A departure's on-duty figure is checked after its country's lock, in the same round trip."""
     pg_bot.reply("/arrivals", "poland 5")
     pg_bot.reply("/departures", "poland 1", user_id="U0WARM")  # warm: statements prepared
     calls = count_round_trips(monkeypatch)
     body = pg_bot.reply("/departures", "poland 2", user_id="U0SECOND")
     assert "Poland now: 2 on duty" in reply_text(body)
-    assert calls[0] == 2
+    assert calls[0] == 1
     refused = pg_bot.reply("/departures", "poland 3", user_id="U0THIRD")
     assert "has only 2 people on duty" in reply_text(refused)
