@@ -48,7 +48,8 @@ def run_command(
         reply: Reply | LateReply = module.handle(clean_text(text, command), ctx)
         return reply
 
-    return run_in_context(runtime, caller, command, handle, guard=guard)
+    optimistic = bool(getattr(module, "OPTIMISTIC", False))
+    return run_in_context(runtime, caller, command, handle, guard=guard, optimistic=optimistic)
 
 
 def replay_guard(context: dict[str, Any]) -> replays.Guard | None:
@@ -70,13 +71,15 @@ def run_in_context(
     confirmed_duplicate: bool = False,
     respond: Respond | None = None,
     guard: replays.Guard | None = None,
+    optimistic: bool = False,
 ) -> Reply:
     """One transaction: committed with its outbox messages, or rolled back whole on any error.
 
     With `respond` (a button press: the answer goes out through the outbox), the answer is enqueued in
     the same transaction; a refusal rolls back only what the handler did, then its answer is enqueued.
     With `guard`, the request's signature is remembered in the same transaction, and a replay is
-    answered without acting. A `LateReply` is rendered once the transaction has committed (its
+    answered without acting. `optimistic`: the command's checks may run on the server, with its
+    writes (storage.gates; `Database.run_request` may then run `handle` twice). A `LateReply` is rendered once the transaction has committed (its
     content came back with the COMMIT), or at once where the answer is needed inside it.
     """
 
@@ -110,7 +113,7 @@ def run_in_context(
         return reply, outbox.enqueued_in(session)
 
     try:
-        reply, enqueued = runtime.db.run_request(transaction)
+        reply, enqueued = runtime.db.run_request(transaction, optimistic=optimistic)
     except UsageError as error:
         if guard is not None and _replayed_refusal(runtime, guard):
             log.warning("refused a replayed %s command (signature already used)", command)
@@ -220,7 +223,6 @@ def handle_duplicate_choice(runtime: Runtime, body: dict[str, Any], action: dict
     answers: list[dict[str, Any]] = []
 
     def choose(ctx: CommandContext) -> Reply:
-        answers.clear()  # the transaction may run twice (Database.run_request): only its last answers
         return _resolve_pending(ctx, pending_id, record_again, answers)
 
     def respond(ctx: CommandContext, reply: Reply, done: bool) -> None:

@@ -8,6 +8,9 @@ from storage.models import MovementKind
 
 COMMAND = "/departures"
 RECORDS = True
+# Its checks may run on the PostgreSQL server, with its writes (storage.gates): nothing in it treats
+# a database error as an answer, so a stopped transaction always reaches Database.run_request.
+OPTIMISTIC = True
 
 
 def handle(text: str, ctx: CommandContext) -> Reply | LateReply:

@@ -281,15 +281,19 @@ class Database:
         finally:
             held.give_back(connection, failed=failed)
 
-    def run_request(self, work: Callable[[Session], T]) -> T:
+    def run_request(self, work: Callable[[Session], T], *, optimistic: bool = False) -> T:
         """`work` in the transaction of a Slack request, like `with request_session() as s: work(s)`.
         On SQLite it runs on the process's writer thread, back to back with the other requests of
         its group (GroupCommit.run); its result (or exception) comes back once the group committed.
-        On PostgreSQL its first attempt may leave its checks to the server (storage.gates); if the
-        server stops it, it runs again, step by step. So `work` may run twice: everything it does
-        must be in the transaction (or harmless to do again, like a read from Slack)."""
+        `optimistic`: on PostgreSQL its first attempt may leave its checks to the server
+        (storage.gates); if the server stops it, it runs again, step by step. So `work` may run
+        twice: everything it does must be in the transaction (or harmless to do again, like a read
+        from Slack), and it must let database errors through (not take one for an answer)."""
         if self._group is not None:
             return self._group.run(work, REQUEST_LOCK_TIMEOUT_MS)
+        if not optimistic:
+            with self.request_session() as session:
+                return work(session)
         try:
             with self.request_session() as session:
                 gates.allow(session)  # checks on the server, one round trip (storage.gates)

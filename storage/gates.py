@@ -12,7 +12,10 @@ way, where Python reads, decides and explains (the refusal, the duplicate prompt
 
 So a check here only has to say *whether* the command may go ahead without a second look; what
 happens when it may not is decided by the careful run. Only the first attempt of
-`Database.run_request` is optimistic (`allow`); every other transaction is careful.
+`Database.run_request(..., optimistic=True)` is optimistic (`allow`), for the commands that declare
+`OPTIMISTIC` (the recordings): their code lets every database error through, so none can take the
+server's stop (or the replay note's broken key) for an answer of its own. Every other transaction
+is careful.
 """
 
 from __future__ import annotations
