@@ -43,6 +43,10 @@ def create_app(runtime: Runtime, *, signing_secret: str | None, token: str) -> A
         name="liaison",
         signing_secret=signing_secret or "",
         request_verification_enabled=False,
+        # Also answered or unused before Bolt: the edge answers `ssl_check` probes; no workflow
+        # functions (whose tokens Bolt would attach to every request's context).
+        ssl_check_enabled=False,
+        attaching_function_token_enabled=False,
         # Per-request clients get the token from `authorize`; this one only carries the base URL.
         client=WebClient(base_url=runtime.settings.slack_api_url, retry_handlers=[], timeout=15),
         authorize=KnownToken(runtime),

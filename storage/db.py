@@ -245,15 +245,8 @@ class Database:
             self._binds[key] = bind
         return bind
 
-    @contextmanager
-    def _pooled_session(self, lock_timeout_ms: int | None, durable: bool) -> Iterator[Session]:
-        with Session(self._bind(lock_timeout_ms, durable), expire_on_commit=False) as session:
-            try:
-                yield session
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
+    def _pooled_session(self, lock_timeout_ms: int | None, durable: bool) -> AbstractContextManager[Session]:
+        return _unit_of_work(self._bind(lock_timeout_ms, durable))
 
     @contextmanager
     def _held_session(self, held: HeldConnections, durable: bool) -> Iterator[Session]:
@@ -270,13 +263,8 @@ class Database:
             return
         failed = True
         try:
-            with Session(connection, expire_on_commit=False) as session:
-                try:
-                    yield session
-                    session.commit()
-                except BaseException:
-                    session.rollback()
-                    raise
+            with _unit_of_work(connection) as session:
+                yield session
             failed = False
         finally:
             held.give_back(connection, failed=failed)
@@ -319,6 +307,18 @@ class Database:
         if self._held is not None:
             self._held.close()
         self.engine.dispose()
+
+
+@contextmanager
+def _unit_of_work(bind: Engine | Connection) -> Iterator[Session]:
+    """A session on `bind`: committed when the block ends normally, rolled back on any exception."""
+    with Session(bind, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
 
 
 class _Batch:
