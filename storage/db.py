@@ -211,7 +211,6 @@ class Database:
             if engine.dialect.name == "postgresql"
             else None
         )
-        self._held_options: dict[tuple[int, bool], dict[str, Any]] = {}
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -252,11 +251,7 @@ class Database:
     def _held_session(self, held: HeldConnections, durable: bool) -> Iterator[Session]:
         """A request's session on its thread's own connection (PostgreSQL, storage.held), or on a
         pooled one when the thread has none to spare."""
-        options = self._held_options.get((REQUEST_LOCK_TIMEOUT_MS, durable))
-        if options is None:
-            options = {LOCK_TIMEOUT_OPTION: REQUEST_LOCK_TIMEOUT_MS, DURABLE_OPTION: durable}
-            self._held_options[(REQUEST_LOCK_TIMEOUT_MS, durable)] = options
-        connection = held.take(options)
+        connection = held.take(_REQUEST_OPTIONS[durable])
         if connection is None:
             with self._pooled_session(REQUEST_LOCK_TIMEOUT_MS, durable) as session:
                 yield session
@@ -307,6 +302,13 @@ class Database:
         if self._held is not None:
             self._held.close()
         self.engine.dispose()
+
+
+# A held connection's execution options for a request (both set: they are changed in place).
+_REQUEST_OPTIONS = {
+    durable: {LOCK_TIMEOUT_OPTION: REQUEST_LOCK_TIMEOUT_MS, DURABLE_OPTION: durable}
+    for durable in (True, False)
+}
 
 
 @contextmanager

@@ -59,14 +59,17 @@ class HeldConnections:
         """The calling thread's connection, not in a transaction, with `options` as its execution
         options; None when it has none to give (the caller uses the pool)."""
         held: _Held | None = getattr(self._mine, "held", None)
-        if held is None or held.connection.closed:
-            held = self._hold()
-            if held is None:
-                return None
-        elif held.in_use:
+        if held is not None and held.in_use:
             return None
-        elif time.monotonic() - held.last_used >= self._idle_after() and not self._alive(held.connection):
+        if (
+            held is not None
+            and not held.connection.closed
+            and time.monotonic() - held.last_used >= self._idle_after()
+            and not self._alive(held.connection)
+        ):
             self._release(held)
+            held = None
+        if held is None or held.connection.closed:
             held = self._hold()
             if held is None:
                 return None
@@ -101,11 +104,6 @@ class HeldConnections:
             held, self._held = self._held, []
         for each in held:
             _close_quietly(each.connection)
-
-    @property
-    def count(self) -> int:
-        with self._lock:
-            return len(self._held)
 
     def _hold(self) -> _Held | None:
         with self._lock:
