@@ -12,6 +12,7 @@ from sqlmodel import Session, col
 
 from storage import ledger
 from storage.models import (
+    DeploymentTotal,
     DigestRun,
     DigestRunStatus,
     DigestSubscription,
@@ -60,7 +61,7 @@ def claim_run(session: Session, run: DigestRun) -> bool:
     """Insert the run row; False if another process (or an earlier pass) already holds that day.
 
     On PostgreSQL a concurrent insert of the same key waits for the other transaction and then fails,
-    so the loser never builds or enqueues anything.
+    so the loser never enqueues anything.
     """
     try:
         with session.begin_nested():
@@ -156,8 +157,18 @@ def pledge_changes_between(
 
 
 def last_movement_at(session: Session) -> dict[str, datetime]:
-    """When each country last had a movement recorded (MAX keeps the column's UTC type)."""
-    query = select(col(Movement.country), func.max(col(Movement.created_at))).group_by(col(Movement.country))
+    """When each country last had a movement recorded (MAX keeps the column's UTC type).
+
+    One index seek per country (ix_movement_country_created) rather than a pass over the whole
+    ledger: the countries are those of the running totals, which hold every country with a ledger
+    row (kept in the same transaction as each row)."""
+    countries = select(col(DeploymentTotal.country)).distinct().subquery()
+    latest = (
+        select(func.max(col(Movement.created_at)))
+        .where(col(Movement.country) == countries.c.country)
+        .scalar_subquery()
+    )
+    query = select(countries.c.country, latest)
     return {code: moment for code, moment in session.execute(query) if moment is not None}
 
 

@@ -20,10 +20,14 @@ class Movement(SQLModel, table=True):
     """N personnel of one country arriving or leaving. An undo is a row with the opposite count."""
 
     __tablename__ = "movement"
-    __table_args__ = (Index("ix_movement_recorded_by_created", "recorded_by", "created_at"),)
+    __table_args__ = (
+        Index("ix_movement_recorded_by_created", "recorded_by", "created_at"),
+        # A country's rows in time order: its latest movement is one seek (the digest's "last heard").
+        Index("ix_movement_country_created", "country", "created_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    country: str = Field(max_length=2, index=True)
+    country: str = Field(max_length=2)
     kind: MovementKind = Field(sa_type=String(16))
     count: int
     capability: str | None = Field(default=None, max_length=40)

@@ -1,6 +1,7 @@
 """The running totals per country × capability always equal the ledgers' aggregate: after any
 sequence of arrivals, departures, undos and pledges typed as commands (hypothesis), after the
-migration that fills them from an existing ledger, and as `liaison doctor` checks."""
+migration that fills them from an existing ledger, and as `liaison doctor` checks. So does each
+country's last movement as the digest finds it (through the totals' countries)."""
 
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ from alembic import command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, func, select, update
+from sqlmodel import col
 
 from bot.dispatch import run_command
 from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings
 from commands import arrivals, departures, pledge
 from commands.common import Caller
-from storage import ledger, totals
+from storage import digests, ledger, totals
 from storage.clock import FrozenClock
 from storage.db import Database, alembic_config
 from storage.models import CommandLog, DeploymentTotal, Movement, PendingCommand, Pledge
@@ -122,6 +124,11 @@ def test_totals_equal_the_ledger_after_any_sequence_of_commands(runtime: Runtime
         with runtime.db.session() as session:
             assert totals.deployment_status(session) == ledger.deployment_status(session)
             assert totals.mismatches(session) == []
+            # The digest's "last heard" (one seek per country of the totals) is the ledger's own.
+            naive = select(col(Movement.country), func.max(col(Movement.created_at))).group_by(
+                col(Movement.country)
+            )
+            assert digests.last_movement_at(session) == {code: at for code, at in session.execute(naive)}
 
     check()
     assert sum(written) > examples  # the sequences did record rows: the comparison was not vacuous
