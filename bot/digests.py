@@ -7,10 +7,12 @@ every day Liaison was down is accounted for:
 - not due yet, or due before the subscription existed: nothing;
 - a run row exists for that subscription and date: already sent or skipped;
 - due more than the grace period ago (the bot was down): a `skipped` run with the reason;
-- otherwise one transaction inserts the run row (the unique (subscription, date) key: a second
-  process, or the same one after a restart, cannot insert it again), builds the digest and enqueues
-  it, and its chart, in the outbox. A crash before the commit leaves nothing behind, so the next pass
-  sends it; after the commit the outbox delivers it whatever happens to this process.
+- otherwise the digest is built from one snapshot of the database (a read-only transaction, which
+  on SQLite does not hold up the commands), then one short transaction inserts the run row (the
+  unique (subscription, date) key: a second process, or the same one after a restart, cannot insert
+  it again) and enqueues the digest, and its chart, in the outbox. A crash before the commit leaves
+  nothing behind, so the next pass sends it; after the commit the outbox delivers it whatever
+  happens to this process.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ class _ChartCache:
             return None
         if scope not in self._charts:
             try:
-                with self._db.session() as session:
+                with self._db.read_session() as session:
                     data = gather(session, self._config, now=self._now, since=self._now, scope=scope)
                 self._charts[scope] = render_chart(data)
             except Exception:  # the digest goes out without its picture rather than not at all
@@ -90,7 +92,7 @@ def send_due(
     cache = _ChartCache(db, config, now, charts)
     today = now.astimezone(config.zone).date()
     days = tuple(today - timedelta(days=back) for back in range(DAYS_LOOKED_BACK, -1, -1))
-    with db.session() as session:
+    with db.read_session() as session:
         subscriptions = list(digests.active_subscriptions(session))
         done = digests.runs_on(session, [day.isoformat() for day in days])
     for subscription in subscriptions:
@@ -121,7 +123,7 @@ def _consider(
     if due > now or due < subscription.active_since:
         return
     label = f"{subscription.channel_id} {day.isoformat()}"
-    with db.session() as session:
+    with db.read_session() as session:
         if digests.run_for(session, subscription.id, day.isoformat()) is not None:
             return
     late = now - due
@@ -137,13 +139,17 @@ def _consider(
                 report.skipped.append(label)
         return
     chart = cache.get(subscription.country)
-    with db.session() as session:
+    # Read and rendered on a snapshot, outside the writer's turn: on a large ledger the reading
+    # takes a while, and commands must not wait for it. Claimed and queued after, in one short
+    # transaction; if another process claimed it meanwhile, this copy is dropped.
+    with db.read_session() as session:
         since = coverage_start(session, subscription, now)
+        data = gather(session, config, now=now, since=since, scope=subscription.country)
+    reply = render(data, config.zone)
+    with db.session() as session:
         run = _run(subscription, day, due, now, DigestRunStatus.SENT, covers_from=since)
         if not digests.claim_run(session, run):
             return  # another process has it
-        data = gather(session, config, now=now, since=since, scope=subscription.country)
-        reply = render(data, config.zone)
         message = outbox.post_message(
             session, subscription.channel_id, text=reply.text, blocks=reply.blocks, now=now
         )

@@ -38,6 +38,9 @@ LOCK_TIMEOUT_OPTION = "liaison_lock_timeout_ms"
 # A transaction whose loss in a power cut costs nothing (the replay guard's note of a signature) may
 # skip its own sync on PostgreSQL: the next durable commit syncs it along (the WAL is in order).
 DURABLE_OPTION = "liaison_durable"
+# A read-only transaction on one snapshot (Database.read_session): on SQLite it does not take the
+# writer's turn.
+READ_ONLY_OPTION = "liaison_read_only"
 # Connections kept open per process: one per thread that touches the database at once (HTTP and
 # listener threads, outbox delivery, scheduler); more are opened, and closed again, past that.
 SQLITE_POOL_SIZE = 20
@@ -107,7 +110,11 @@ def create_db_engine(url: str) -> Engine:
             info[_PG_TIMEOUTS] = wanted
         if not options.get(DURABLE_OPTION, True):
             calls.append("set_config('synchronous_commit', 'off', true)")  # this transaction only
-        lean.open_transaction(info, ["BEGIN", f"SELECT {', '.join(calls)}"] if calls else ["BEGIN"])
+        # A report reads one snapshot (REPEATABLE READ) and cannot write by mistake (READ ONLY).
+        begin = (
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" if options.get(READ_ONLY_OPTION) else "BEGIN"
+        )
+        lean.open_transaction(info, [begin, f"SELECT {', '.join(calls)}"] if calls else [begin])
 
     # What storage.lean queued (the opening, `Statements.later`) goes out before any other statement
     # and, when it can, with the COMMIT in one round trip; a rollback drops it.
@@ -142,6 +149,8 @@ def _ping(dbapi_connection: Any) -> None:
 
 
 _PG_TIMEOUTS = "liaison.timeouts"
+_SQLITE_BUSY_TIMEOUT = "liaison.busy_timeout"
+_SQLITE_QUERY_ONLY = "liaison.query_only"
 _LAST_USED = "liaison.last_used"
 PG_PING_AFTER_IDLE_S = 1.0  # a PostgreSQL connection idle this long is pinged before use
 
@@ -187,12 +196,27 @@ def _create_sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # The busy timeout is per connection (and the in-memory one is shared): set it for each transaction.
+        # Straight to the driver: these run before every transaction, and SQLAlchemy's execution
+        # machinery cost more than SQLite's own work for them.
         options = conn.get_execution_options()
-        timeout = options.get(LOCK_TIMEOUT_OPTION, SQLITE_BUSY_TIMEOUT_MS)
-        conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(timeout)}")
+        info = conn.connection.info
+        dbapi_connection = conn.connection.dbapi_connection
+        # The busy timeout is per connection (and the in-memory one is shared): set when it changes.
+        timeout = int(options.get(LOCK_TIMEOUT_OPTION, SQLITE_BUSY_TIMEOUT_MS))
+        if info.get(_SQLITE_BUSY_TIMEOUT) != timeout:
+            dbapi_connection.execute(f"PRAGMA busy_timeout = {timeout}")
+            info[_SQLITE_BUSY_TIMEOUT] = timeout
+        read_only = bool(options.get(READ_ONLY_OPTION, False))
+        if info.get(_SQLITE_QUERY_ONLY, False) != read_only:
+            dbapi_connection.execute(f"PRAGMA query_only = {int(read_only)}")
+            info[_SQLITE_QUERY_ONLY] = read_only
+        if read_only:
+            # A deferred transaction only reads: in WAL mode it sees one snapshot, and neither
+            # waits for the writer nor makes it wait.
+            dbapi_connection.execute("BEGIN")
+            return
         # Take the write lock up front: a check-then-write (a departure never below zero) cannot race.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        dbapi_connection.execute("BEGIN IMMEDIATE")
 
     return engine
 
@@ -204,6 +228,8 @@ class Database:
         self.engine = engine
         self._group = GroupCommit(engine) if engine.dialect.name == "sqlite" else None
         self._binds: dict[tuple[int | None, bool], Engine] = {}
+        self._read_bind = engine.execution_options(**{READ_ONLY_OPTION: True})
+        self._shared_connection = isinstance(engine.pool, StaticPool)  # SQLite in memory
         self._held = (
             HeldConnections(
                 engine, limit=PG_HELD_CONNECTIONS, ping=_ping, idle_after=lambda: PG_PING_AFTER_IDLE_S
@@ -229,6 +255,27 @@ class Database:
         if self._group is not None:
             return self._group.unit(lock_timeout_ms)
         return self._pooled_session(lock_timeout_ms, durable)
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A read-only transaction on one consistent snapshot, for reports built from many queries
+        (digests, exports). On SQLite it holds the writer's turn only for the instant its snapshot
+        is taken (readers and the writer do not block each other in WAL mode), so however long a
+        report takes to read, it never delays a command's acknowledgement. Writing in it fails
+        (SQLite: query_only; PostgreSQL: a READ ONLY transaction, REPEATABLE READ for the snapshot).
+        """
+        if self._shared_connection:  # one connection for everything: it has to take its turn
+            with self.session() as session:
+                yield session
+            return
+        with _unit_of_work(self._read_bind) as session:
+            if self._group is not None:
+                # Taken inside a turn of the writer's: every write whose turn began before this
+                # moment is in the snapshot (a command times its rows inside its turn, so one
+                # timed before a report's "now" cannot commit after the report has read).
+                with self._group.unit(None):
+                    session.connection().exec_driver_sql("SELECT count(*) FROM sqlite_master")
+            yield session
 
     def _bind(self, lock_timeout_ms: int | None, durable: bool) -> Engine:
         """The engine with a transaction's options (kept: building one costs ~40 µs per request)."""

@@ -20,7 +20,7 @@ from bot.runtime import command_config
 from bot.scheduler import run_digests
 from bot.settings import Settings
 from commands.local_times import due_moment, exists_on, first_missing_day, parse_time_of_day
-from storage import outbox
+from storage import outbox, recording
 from storage.db import Database
 from storage.models import DigestRun, DigestRunStatus, DigestSubscription, OutboxMessage
 from tests.support.bot import RunningBot, reply_text, running_bot
@@ -348,6 +348,74 @@ def test_a_crash_while_building_leaves_nothing_and_the_next_pass_sends(
     assert run_digests(bot.runtime).sent == [f"{CHANNEL} 2026-07-20"]
     bot.deliver()
     assert len(digests_in(bot.slack)) == 1
+
+
+def test_building_a_digest_never_holds_up_a_command(
+    any_bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bot = any_bot
+    subscribe(bot, "10:00")
+    bot.advance(hours=1)
+    real_gather = digest_runner.gather
+    replies: list[dict[str, Any]] = []
+
+    def type_a_command() -> None:
+        replies.append(bot.reply("/arrivals", "poland 3", user_id=ADMIN, channel_id="COPS"))
+
+    def gather_while_someone_types(*args: Any, **kwargs: Any) -> Any:
+        data = real_gather(*args, **kwargs)
+        if not replies:  # the digest is being read: an officer records an arrival meanwhile
+            officer = threading.Thread(target=type_a_command)
+            officer.start()
+            officer.join(10)
+        return data
+
+    monkeypatch.setattr(digest_runner, "gather", gather_while_someone_types)
+    assert run_digests(bot.runtime).sent == [f"{CHANNEL} 2026-07-20"]
+    [reply] = replies
+    assert "Poland: 3 arrived" in reply_text(reply)  # at once, not "busy" after the lock timeout
+    bot.deliver()
+    assert len(digests_in(bot.slack)) == 1
+
+
+def test_an_arrival_committing_as_a_digest_starts_is_reported_exactly_once(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    subscribe(bot, "10:00")
+    bot.advance(minutes=59)
+    recorded, release = threading.Event(), threading.Event()
+    real_record = recording.record_movement_soon
+
+    def record_then_stall(*args: Any, **kwargs: Any) -> Any:
+        result = real_record(*args, **kwargs)
+        recorded.set()
+        release.wait(10)  # written and timed 09:59, not yet committed
+        return result
+
+    monkeypatch.setattr(recording, "record_movement_soon", record_then_stall)
+    replies: list[dict[str, Any]] = []
+    officer = threading.Thread(
+        target=lambda: replies.append(bot.reply("/arrivals", "spain 7", user_id=ADMIN, channel_id="COPS"))
+    )
+    officer.start()
+    assert recorded.wait(10)
+    bot.advance(minutes=1)  # 10:00: the digest is due and starts while the arrival is uncommitted
+    digest = threading.Thread(target=run_digests, args=(bot.runtime,))
+    digest.start()
+    group = bot.runtime.db._group
+    assert group is not None
+    while digest.is_alive() and group._waiting == 0:  # until it waits for its snapshot, or is done
+        threading.Event().wait(0.001)
+    release.set()
+    officer.join(10)
+    digest.join(10)
+    assert "Spain: 7 arrived" in reply_text(replies[0])
+    bot.advance(days=1)
+    run_digests(bot.runtime)
+    bot.deliver()
+    texts = [reply_text(m) for m in digests_in(bot.slack)]
+    assert len(texts) == 2
+    assert sum("Spain: +7 arrived" in text for text in texts) == 1  # in one of them, never lost
 
 
 def test_a_restart_after_the_claim_sends_once(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,9 +16,9 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event, inspect
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, SQLModel
+from sqlalchemy import event, func, inspect, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlmodel import Session, SQLModel, col
 
 import storage.models  # noqa: F401  (every table on the metadata)
 from storage import ledger
@@ -240,6 +241,41 @@ def test_status_is_two_queries_whatever_the_number_of_rows(db: Database) -> None
     assert all("GROUP BY" in s.upper() for s in selects)
     assert status["PL"].total == Bucket(500, 300, 0)
     assert status["ES"].by_capability["eod"] == Bucket(0, 100, 0)
+
+
+def arrived(session: Session) -> int:
+    return int(session.execute(select(func.coalesce(func.sum(col(Movement.count)), 0))).scalar_one())
+
+
+def test_a_report_reads_one_snapshot_and_never_holds_up_a_command(db: Database) -> None:
+    with db.session() as session:
+        add(session, movement("PL", MovementKind.ARRIVAL, 5))
+    outcome: list[object] = []
+
+    def command_meanwhile() -> None:
+        try:
+            with db.request_session() as session:  # gives up after the request's lock timeout
+                add(session, movement("PL", MovementKind.ARRIVAL, 3, at=START + timedelta(minutes=1)))
+            outcome.append("committed")
+        except Exception as error:
+            outcome.append(error)
+
+    with db.read_session() as report:
+        assert arrived(report) == 5
+        command = threading.Thread(target=command_meanwhile)
+        command.start()
+        command.join(10)
+        assert outcome == ["committed"]  # not "database is locked" after waiting for the report
+        assert arrived(report) == 5  # the report's snapshot, from start to end
+    with db.read_session() as later:
+        assert arrived(later) == 8
+
+
+def test_a_report_cannot_write(db: Database) -> None:
+    with pytest.raises(DBAPIError), db.read_session() as report:
+        add(report, movement("PL", MovementKind.ARRIVAL, 5))
+    with db.session() as session:
+        assert arrived(session) == 0
 
 
 def test_movements_of_today_and_the_callers_last_entry(db: Database) -> None:
