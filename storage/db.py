@@ -196,27 +196,24 @@ def _create_sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # Straight to the driver: these run before every transaction, and SQLAlchemy's execution
-        # machinery cost more than SQLite's own work for them.
         options = conn.get_execution_options()
         info = conn.connection.info
-        dbapi_connection = conn.connection.dbapi_connection
         # The busy timeout is per connection (and the in-memory one is shared): set when it changes.
         timeout = int(options.get(LOCK_TIMEOUT_OPTION, SQLITE_BUSY_TIMEOUT_MS))
         if info.get(_SQLITE_BUSY_TIMEOUT) != timeout:
-            dbapi_connection.execute(f"PRAGMA busy_timeout = {timeout}")
+            conn.exec_driver_sql(f"PRAGMA busy_timeout = {timeout}")
             info[_SQLITE_BUSY_TIMEOUT] = timeout
         read_only = bool(options.get(READ_ONLY_OPTION, False))
         if info.get(_SQLITE_QUERY_ONLY, False) != read_only:
-            dbapi_connection.execute(f"PRAGMA query_only = {int(read_only)}")
+            conn.exec_driver_sql(f"PRAGMA query_only = {int(read_only)}")
             info[_SQLITE_QUERY_ONLY] = read_only
         if read_only:
             # A deferred transaction only reads: in WAL mode it sees one snapshot, and neither
             # waits for the writer nor makes it wait.
-            dbapi_connection.execute("BEGIN")
+            conn.exec_driver_sql("BEGIN")
             return
         # Take the write lock up front: a check-then-write (a departure never below zero) cannot race.
-        dbapi_connection.execute("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
