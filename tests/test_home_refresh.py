@@ -214,7 +214,8 @@ def capture_statements(bot: RunningBot, action: Callable[[], object]) -> list[st
     statements: list[str] = []
 
     def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if not statement.startswith("SELECT set_config("):  # a pooled connection's settings, set on change
+        # A connection's settings (PostgreSQL's set_config, SQLite's PRAGMAs) are set when they change.
+        if not statement.startswith(("SELECT set_config(", "PRAGMA ")):
             statements.append(" ".join(statement.split()))
 
     event.listen(bot.runtime.db.engine, "before_cursor_execute", seen)
