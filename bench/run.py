@@ -16,8 +16,9 @@ Slack-signed `/arrivals poland 1` requests, a different user each (a retyped com
 duplicate prompt), at 1, 10 and 100 concurrent clients for `--duration` seconds each. Every answer
 must be a 200, and afterwards the rows stored must match the acknowledged requests (no arrival lost,
 none counted twice). Prints requests per second, p50/p95/p99 and the ratios to the textbook peer and
-to the bare endpoint; then times the `/deployment` overview at 10k/100k/1M ledger rows and the notice
-fan-out of bench/bench_fanout.py (46 channels, 100 ms per Slack call).
+to the bare endpoint; then times the `/deployment` overview at 10k/100k/1M ledger rows, the morning
+digest on the same ledgers (bench/bench_digest.py) and the notice fan-out of bench/bench_fanout.py (46
+channels, 100 ms per Slack call).
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ BENCH = ROOT / "bench"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
 
+from bench_digest import MARKDOWN_HEADER as DIGEST_HEADER  # noqa: E402
+from bench_digest import DigestTiming, time_digests  # noqa: E402
+from bench_digest import describe as describe_digest  # noqa: E402
+from bench_digest import markdown_row as digest_row  # noqa: E402
 from bench_dispatch import SIGNING_SECRET, Signer, liaison  # noqa: E402
 from slack_bolt.request import BoltRequest  # noqa: E402
 
@@ -338,10 +343,17 @@ def scratch_postgres(url: str) -> Iterator[str]:
 # -- the overview at 10k / 100k / 1M ledger rows ---------------------------------------------------
 
 
+SEED_START = datetime(2026, 7, 1, tzinfo=UTC)
+
+
+def seeded_until(rows: int) -> datetime:
+    """When the last of `rows` seeded movements was recorded (one a second from SEED_START)."""
+    return SEED_START + timedelta(seconds=rows - 1)
+
+
 def seed_movements(db: Database, rows: int, already: int) -> None:
     countries = [country.code for country in all_countries()][:46]
     capabilities = [None, "eod", "dog-team", "patrol", "ct", "mounted", "medical", "public-order", "liaison"]
-    start = datetime(2026, 7, 1, tzinfo=UTC)
     batch: list[dict[str, object]] = []
     with db.session() as session:
         for n in range(already, rows):
@@ -354,7 +366,7 @@ def seed_movements(db: Database, rows: int, already: int) -> None:
                     "recorded_by": f"U{n % 500:08d}",
                     "channel_id": "C0BENCH",
                     "command_text": "/arrivals bench 1",
-                    "created_at": start + timedelta(seconds=n),
+                    "created_at": SEED_START + timedelta(seconds=n),
                 }
             )
             if len(batch) == 20_000:
@@ -365,10 +377,14 @@ def seed_movements(db: Database, rows: int, already: int) -> None:
         totals.rebuild(session)  # core inserts bypass the ORM listener: rebuild from the ledger
 
 
-def bench_overview(sizes: list[int], tmp: Path, samples: int = 20) -> list[tuple[int, float, float, float]]:
-    """(rows, median ms of /deployment through Bolt, p95 ms, median ms of the old ledger aggregate)."""
+def bench_overview(
+    sizes: list[int], tmp: Path, samples: int = 20
+) -> tuple[list[tuple[int, float, float, float]], list[DigestTiming]]:
+    """(rows, median ms of /deployment through Bolt, p95 ms, median ms of the old ledger aggregate)
+    per size, and the digest's timings on the same ledger (bench_digest.py)."""
     url = f"sqlite:///{tmp / 'overview.db'}"
     results = []
+    digest_timings = []
     signer = Signer(SIGNING_SECRET)
     with liaison(url) as (runtime, app):
         seeded = 0
@@ -407,7 +423,9 @@ def bench_overview(sizes: list[int], tmp: Path, samples: int = 20) -> list[tuple
                 f"{results[-1][2]:7.2f} ms p95 (the ledger aggregate it replaced: {results[-1][3]:8.1f} ms)",
                 flush=True,
             )
-    return results
+            digest_timings.append(time_digests(runtime.db, runtime.config, size, seeded_until(size)))
+            print(describe_digest(digest_timings[-1]), flush=True)
+    return results, digest_timings
 
 
 # -- main ------------------------------------------------------------------------------------------
@@ -532,13 +550,18 @@ def main(argv: list[str] | None = None) -> int:
         sizes = [int(s) for s in args.overview_rows.split(",") if s]
         if sizes:
             print()
-            overview = bench_overview(sizes, tmp)
+            overview, digest_timings = bench_overview(sizes, tmp)
             report += [
                 "### `/deployment` overview (46 countries) as the ledger grows",
                 "",
                 "| ledger rows | /deployment median ms | p95 ms | the full ledger aggregate (before) ms |",
                 "|---:|---:|---:|---:|",
                 *[f"| {r:,} | {m:.2f} | {p:.2f} | {a:.1f} |" for r, m, p, a in overview],
+                "",
+                "### The morning digest on the same ledger (bench_digest.py)",
+                "",
+                *DIGEST_HEADER,
+                *[digest_row(timing) for timing in digest_timings],
                 "",
             ]
         if not args.no_fanout:
