@@ -163,7 +163,7 @@ def export_csv(settings: Settings, *, out: str, country: str | None) -> int:
     db.migrate()
     stamp = SystemClock().now().astimezone(settings.zone).strftime("%Y-%m-%d-%H%M")
     try:
-        with db.session() as session:
+        with db.read_session() as session:  # one snapshot; commands go on meanwhile
             files = export_files(session, settings.zone, code, stamp)
     finally:
         db.dispose()

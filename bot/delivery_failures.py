@@ -11,6 +11,7 @@ from sqlmodel import Session
 from bot.outbox_worker import OPS_CHANNEL_ISSUE, FailureHook, IssueHook
 from bot.slack_errors import advice_for
 from commands.blocks import Block, escape, section
+from commands.common import mention
 from storage import outbox
 from storage.models import OutboxMessage
 
@@ -26,6 +27,17 @@ def delivery_failure_report(message: OutboxMessage, error: str) -> tuple[str, li
     where = f"<#{message.lane}>" if message.lane[:1] in ("C", "G", "D") else f"`{escape(message.lane)}`"
     code = error.split(":", 1)[0]
     text = f":warning: Liaison could not deliver a message to {where}: `{escape(error)}`. {advice_for(code)}"
+    return text, [section(text)]
+
+
+def job_failure_report(message: OutboxMessage, error: str) -> tuple[str, list[Block]]:
+    """What ops read when work queued for after a command (an export) failed for good."""
+    payload = outbox.payload_of(message)
+    what = f"the export for {escape(str(payload.get('what', '')))} requested by {mention(str(payload.get('user', '')))}"
+    text = (
+        f":warning: Liaison could not build {what} (`{escape(error)}`); nothing was sent. "
+        "See Liaison's log; the export can be asked for again."
+    )
     return text, [section(text)]
 
 
@@ -48,7 +60,8 @@ def report_failures_to(ops_channel: str | None) -> FailureHook:
             log.error("UNDELIVERED %s: %s (set LIAISON_OPS_CHANNEL to have ops told)", where, error)
             return
         if message.lane != ops_channel:
-            text, blocks = delivery_failure_report(message, error)
+            describe = job_failure_report if message.method in outbox.LOCAL_JOBS else delivery_failure_report
+            text, blocks = describe(message, error)
             outbox.post_message(
                 session, ops_channel, text=text, blocks=blocks, now=now, purpose=FAILURE_REPORT
             )

@@ -32,7 +32,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlmodel import Session
 
-from bot import reconcile
+from bot import outbox_jobs, reconcile
 from bot.slack_errors import ErrorKind, advice_for, classify
 from bot.tokens import StaticToken, TokenError, TokenSource, client_with
 from bot.uploads import upload_file
@@ -238,6 +238,10 @@ class OutboxWorker:
     # -- one message ------------------------------------------------------------------------------
 
     def _deliver(self, message: OutboxMessage) -> None:
+        job = outbox_jobs.JOBS.get(message.method)
+        if job is not None:
+            self._run_job(message, job)
+            return
         token = ""
         try:
             token = self._tokens.current()
@@ -255,6 +259,25 @@ class OutboxWorker:
             self._retry(message, _Retry(f"unexpected: {type(error).__name__}", kind=ErrorKind.UNKNOWN))
         else:
             self._sent(message, channel, ts)
+
+    def _run_job(self, message: OutboxMessage, prepare: outbox_jobs.Prepare) -> None:
+        """A job of ours, not a Slack call: prepared outside any transaction (its lease renewed
+        meanwhile), finished in the transaction that marks it done, or not at all."""
+        try:
+            finish = prepare(self._db, outbox.payload_of(message))
+        except Exception as error:
+            log.exception("outbox job %s (%s) failed", message.id, message.method)
+            self._retry(message, _Retry(f"unexpected: {type(error).__name__}", kind=ErrorKind.UNKNOWN))
+            return
+        with self._db.session() as session:
+            now = self._clock.now()
+            if not outbox.mark_sent(session, message, now=now, channel=None, ts=None):
+                log.warning(
+                    "outbox job %s: claim lost before it finished; its new holder does it", message.id
+                )
+                return
+            finish(session, now)
+        self.wake()  # what it queued is due now
 
     def _sent(self, message: OutboxMessage, channel: str | None, ts: str | None) -> None:
         with self._db.session() as session:

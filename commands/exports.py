@@ -3,37 +3,40 @@
 from __future__ import annotations
 
 from commands.blocks import context, section
-from commands.common import CommandContext, Reply, plural
+from commands.common import CommandContext, Reply
 from commands.parsing import country_from
 from commands.permissions import require_ops
 from storage import outbox
-from storage.exports import export_files
+from storage.exports import EXPORTS
 
 
 def export(args: list[str], ctx: CommandContext) -> Reply:
     require_ops(ctx, "export the ledgers")
     country = country_from(" ".join(args)) if args else None
     now = ctx.now()
-    stamp = now.astimezone(ctx.config.zone).strftime("%Y-%m-%d-%H%M")
-    files = export_files(ctx.session, ctx.config.zone, country.code if country else None, stamp)
     what = country.name if country else "all countries"
-    for file in files:
-        outbox.upload_file(
-            ctx.session,
-            user=ctx.caller.user_id,
-            filename=file.filename,
-            title=f"{file.title} — {what}",
-            content=file.content,
-            now=now,
-        )
-    listing = ", ".join(f"`{f.filename}` ({plural(f.rows, 'row')})" for f in files)
-    text = f":package: {len(files)} CSV files for {what} are on their way to your DM with Liaison: {listing}."
+    # Built after the acknowledgement, from one snapshot (bot/outbox_jobs.py): a large ledger takes
+    # longer than Slack waits, and must not hold up the commands typed meanwhile.
+    outbox.build_export(
+        ctx.session,
+        user=ctx.caller.user_id,
+        country=country.code if country else None,
+        what=what,
+        zone=ctx.config.zone.key,
+        stamp=now.astimezone(ctx.config.zone).strftime("%Y-%m-%d-%H%M"),
+        now=now,
+    )
+    text = (
+        f":package: {len(EXPORTS)} CSV files for {what} are on their way to your DM with Liaison: "
+        f"{', '.join(EXPORTS)}."
+    )
     return Reply(
         text=text,
         blocks=[
             section(text),
             context(
-                "UTF-8 CSV with times in ISO 8601; opens in Excel and LibreOffice. Only you receive them."
+                "UTF-8 CSV with times in ISO 8601; opens in Excel and LibreOffice. Only you receive them. "
+                "A large ledger takes a little while to write out."
             ),
         ],
     )

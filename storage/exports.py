@@ -213,6 +213,10 @@ def incident_timeline_rows(
     return header, rows
 
 
+# What an export holds, as a person would list it (the files, in the order below).
+EXPORTS = ("movements", "pledges", "alert notices", "acknowledgements", "incidents", "incident timelines")
+
+
 def export_files(session: Session, zone: ZoneInfo, country: str | None, stamp: str) -> list[CsvFile]:
     """Every export file for one country (or all), named with `stamp` (e.g. the local date)."""
     suffix = f"-{country.lower()}" if country else ""
@@ -224,6 +228,7 @@ def export_files(session: Session, zone: ZoneInfo, country: str | None, stamp: s
         ("incidents", "Incidents", incidents_rows(session, zone, country)),
         ("incident-timeline", "Incident timelines", incident_timeline_rows(session, zone, country)),
     ]
+    assert len(parts) == len(EXPORTS)
     files = []
     for name, title, (header, rows) in parts:
         content, count = to_csv(header, rows)

@@ -28,6 +28,11 @@ UPDATE_MESSAGE = "chat.update"
 PUBLISH_VIEW = "views.publish"
 RESPONSE_URL = "response_url"
 UPLOAD_FILE = "files.upload"  # files_upload_v2: getUploadURLExternal, the bytes, completeUploadExternal
+# Not a Slack call: work done after a command's acknowledgement (bot/outbox_jobs.py) that queues
+# the calls it needs in the transaction marking it done. The outbox gives it durability, one worker
+# at a time (the lease) and retries.
+BUILD_EXPORT = "liaison.build_export"
+LOCAL_JOBS = frozenset({BUILD_EXPORT})
 
 # Priorities: higher goes first when several lanes are due (alert notices before routine replies).
 ROUTINE = 0
@@ -161,6 +166,15 @@ def publish_home(session: Session, user_id: str, view: dict[str, Any], *, now: d
         payload={"user_id": user_id, "view": view},
         now=now,
     )
+
+
+def build_export(
+    session: Session, *, user: str, country: str | None, what: str, zone: str, stamp: str, now: datetime
+) -> OutboxMessage:
+    """Build the CSV exports (storage.exports) for `user` once this transaction commits, then upload
+    them to their DM with the bot; `what` names the scope ("all countries", "Spain")."""
+    payload = {"user": user, "country": country, "what": what, "zone": zone, "stamp": stamp}
+    return enqueue(session, method=BUILD_EXPORT, lane=f"export:{user}", payload=payload, now=now)
 
 
 def _supersede(session: Session, *conditions: Any) -> None:

@@ -7,11 +7,18 @@ import io
 import json
 import subprocess
 import sys
+import threading
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from storage import exports as storage_exports
+from storage import outbox
 from storage.exports import BOM, neutralise, to_csv
-from tests.support.bot import RunningBot, reply_text
+from tests.support.bot import RunningBot, reply_text, running_bot
+from tests.support.slack_standin import SlackStandIn
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN = "UADMIN"
@@ -119,6 +126,83 @@ def test_export_of_one_country_and_refusal_for_others(bot: RunningBot) -> None:
     assert "I don't know the country `atlantis`" in reply_text(bad)
     bot.deliver()
     assert len(bot.slack.uploaded_files()) == uploads  # nothing was queued
+
+
+def test_an_export_is_written_after_the_acknowledgement_and_never_holds_up_a_command(
+    any_bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bot = any_bot
+    record_some(bot)
+    real_rows = storage_exports.movements_rows
+    replies: list[dict[str, Any]] = []
+
+    def type_a_command() -> None:
+        replies.append(bot.reply("/arrivals", "italy 3", user_id=ADMIN, channel_id="COPS"))
+
+    def rows_while_someone_types(*args: Any, **kwargs: Any) -> Any:
+        rows = real_rows(*args, **kwargs)
+        officer = threading.Thread(target=type_a_command)  # an arrival recorded mid-export
+        officer.start()
+        officer.join(10)
+        return rows
+
+    monkeypatch.setattr(storage_exports, "movements_rows", rows_while_someone_types)
+    body = bot.reply("/liaison", "export", user_id=ADMIN, channel_id="COPS")
+    assert "on their way to your DM" in body["text"]
+    assert bot.slack.uploaded_files() == []
+    bot.deliver()
+    [reply] = replies
+    assert "Italy: 3 arrived" in reply_text(reply)  # at once, not "busy" after the lock timeout
+    files = bot.slack.uploaded_files("DADMIN")
+    assert len(files) == 6
+    movements = next(f for f in files if "movements" in f.filename)
+    assert "ES" in {row["country"] for row in parse(movements.content or b"")}
+    [comment] = [f.initial_comment for f in files if f.initial_comment]
+    assert "`liaison-movements-" in comment
+    assert "(3 rows)" in comment
+
+
+def test_an_export_cut_off_while_queueing_its_files_sends_each_file_once(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record_some(bot)
+    bot.reply("/liaison", "export", user_id=ADMIN, channel_id="COPS")
+    real_upload = outbox.upload_file
+    calls = 0
+
+    def dies_after_two(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise RuntimeError("the process died while queueing the export's files")
+        return real_upload(*args, **kwargs)
+
+    monkeypatch.setattr(outbox, "upload_file", dies_after_two)
+    bot.deliver()
+    assert bot.slack.uploaded_files() == []  # the two files queued went with the rest
+    bot.advance(seconds=bot.runtime.settings.outbox_lease_seconds + 1)  # its lease lapses
+    bot.deliver()
+    names = [f.filename for f in bot.slack.uploaded_files("DADMIN")]
+    assert len(names) == 6
+    assert len(set(names)) == 6
+
+
+def test_an_export_that_cannot_be_written_is_reported_to_ops(
+    sqlite_url: str, slack: SlackStandIn, signing_secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("a corrupt row")
+
+    monkeypatch.setattr(storage_exports, "incidents_rows", broken)
+    with running_bot(sqlite_url, slack, signing_secret, ops_channel="C0OPSROOM") as bot:
+        bot.reply("/liaison", "export spain", user_id=ADMIN, channel_id="COPS")
+        for _ in range(10):
+            bot.deliver()
+            bot.advance(minutes=1)
+        [report] = bot.slack.messages("C0OPSROOM")
+        assert "could not build the export for Spain requested by <@UADMIN>" in report["text"]
+        assert "ValueError" in report["text"]
+        assert bot.slack.uploaded_files() == []
 
 
 def test_export_from_the_command_line(bot: RunningBot, sqlite_url: str, tmp_path: Path) -> None:
