@@ -15,10 +15,19 @@ from bot import home
 from bot.errors import replay_reply, reply_failed_after_commit, unexpected_error_reply
 from bot.registry import COMMANDS
 from bot.runtime import Runtime
-from bot.slack_reads import SlackChannels
+from bot.slack_reads import AskedBefore, SlackChannels
 from commands import alert, duplicates
 from commands.blocks import escape, section
-from commands.common import Caller, CommandContext, LateReply, Reply, UsageError, clean_text, resolve
+from commands.common import (
+    Caller,
+    ChannelMembership,
+    CommandContext,
+    LateReply,
+    Reply,
+    UsageError,
+    clean_text,
+    resolve,
+)
 from commands.slack_text import decode
 from storage import changes, outbox, replays
 from storage.models import PendingCommand
@@ -42,14 +51,21 @@ def run_command(
 ) -> Reply:
     """A slash command as Slack sent it: its text is decoded from Slack's encoding here, once."""
     command = str(module.COMMAND)
-    text = decode(slack_text)
+    text = clean_text(decode(slack_text), command)
 
     def handle(ctx: CommandContext) -> Reply | LateReply:
-        reply: Reply | LateReply = module.handle(clean_text(text, command), ctx)
+        reply: Reply | LateReply = module.handle(text, ctx)
         return reply
 
     optimistic = bool(getattr(module, "OPTIMISTIC", False))
-    return run_in_context(runtime, caller, command, handle, guard=guard, optimistic=optimistic)
+    channels = None
+    to_check = getattr(module, "channels_to_check", None)
+    if to_check is not None:  # Slack is asked now, before the transaction holds anything
+        reading = SlackChannels.reading_with(runtime.client, runtime.tokens.current)
+        channels = AskedBefore.asking(reading, to_check(text, caller))
+    return run_in_context(
+        runtime, caller, command, handle, guard=guard, optimistic=optimistic, channels=channels
+    )
 
 
 def replay_guard(context: dict[str, Any]) -> replays.Guard | None:
@@ -72,6 +88,7 @@ def run_in_context(
     respond: Respond | None = None,
     guard: replays.Guard | None = None,
     optimistic: bool = False,
+    channels: ChannelMembership | None = None,
 ) -> Reply:
     """One transaction: committed with its outbox messages, or rolled back whole on any error.
 
@@ -93,7 +110,7 @@ def run_in_context(
             config=runtime.config,
             command=command,
             confirmed_duplicate=confirmed_duplicate,
-            channels=SlackChannels.reading_with(runtime.client, runtime.tokens.current),
+            channels=channels,
         )
         reply: Reply | LateReply
         if respond is None:

@@ -47,3 +47,19 @@ class SlackChannels:
         if not isinstance(channel, dict) or not isinstance(channel.get("is_member"), bool):
             return None
         return bool(channel["is_member"])
+
+
+class AskedBefore:
+    """Slack's answers for the channels a command needs, asked before its transaction began: a
+    command never waits on Slack while it holds the database (on SQLite, the one writer's turn).
+    A channel that was not asked about is unknown (None), as when Slack could not tell."""
+
+    def __init__(self, answers: dict[str, bool | None]) -> None:
+        self._answers = answers
+
+    @classmethod
+    def asking(cls, channels: SlackChannels, channel_ids: list[str]) -> AskedBefore:
+        return cls({channel_id: channels.bot_is_member(channel_id) for channel_id in channel_ids})
+
+    def bot_is_member(self, channel_id: str) -> bool | None:
+        return self._answers.get(channel_id)

@@ -5,7 +5,16 @@ from __future__ import annotations
 from sqlalchemy import delete
 
 from commands.blocks import Block, context, header, section, summarised_sections
-from commands.common import HELP_WORDS, CommandContext, Reply, UsageError, mention, plural, user_from_mention
+from commands.common import (
+    HELP_WORDS,
+    Caller,
+    CommandContext,
+    Reply,
+    UsageError,
+    mention,
+    plural,
+    user_from_mention,
+)
 from commands.countries import country_by_code, flag
 from commands.exports import export
 from commands.notices import deliver_current_to
@@ -33,6 +42,16 @@ HELP = "\n".join(
         "_ops_ raise and lower the alert level and record pledges; a country's liaisons (or ops) record its movements.",
     ]
 )
+
+
+def channels_to_check(text: str, caller: Caller) -> list[str]:
+    """The channels Slack is asked about before the command's transaction (bot.dispatch): whether
+    Liaison is in the channel `link` is typed in."""
+    words = text.split()
+    channel = caller.channel_id
+    if len(words) > 1 and words[0].lower() == "link" and channel and not channel.startswith("D"):
+        return [channel]
+    return []
 
 
 def handle(text: str, ctx: CommandContext) -> Reply:
@@ -136,7 +155,7 @@ def link(args: list[str], ctx: CommandContext) -> Reply:
             "A direct message cannot be a liaison channel.",
             hint=f"Type `/liaison link {quote(country.name)}` in {country.name}'s liaison channel.",
         )
-    # Asked before the transaction starts: no lock is held while Slack answers.
+    # Asked of Slack before the transaction began (channels_to_check): no lock is held while it answers.
     member = ctx.channels.bot_is_member(channel) if ctx.channels is not None else None
     _changing_directory(ctx, "link channels")
     if member is False:
