@@ -51,21 +51,35 @@ def run_command(
 ) -> Reply:
     """A slash command as Slack sent it: its text is decoded from Slack's encoding here, once."""
     command = str(module.COMMAND)
-    text = clean_text(decode(slack_text), command)
+    text = decode(slack_text)
 
     def handle(ctx: CommandContext) -> Reply | LateReply:
-        reply: Reply | LateReply = module.handle(text, ctx)
+        reply: Reply | LateReply = module.handle(clean_text(text, command), ctx)
         return reply
 
     optimistic = bool(getattr(module, "OPTIMISTIC", False))
     channels = None
     to_check = getattr(module, "channels_to_check", None)
     if to_check is not None:  # Slack is asked now, before the transaction holds anything
-        reading = SlackChannels.reading_with(runtime.client, runtime.tokens.current)
-        channels = AskedBefore.asking(reading, to_check(text, caller))
+        channels = _ask_slack_first(runtime, caller, to_check, text, command)
     return run_in_context(
         runtime, caller, command, handle, guard=guard, optimistic=optimistic, channels=channels
     )
+
+
+def _ask_slack_first(
+    runtime: Runtime,
+    caller: Caller,
+    to_check: Callable[[str, Caller], list[str]],
+    text: str,
+    command: str,
+) -> AskedBefore | None:
+    try:
+        channel_ids = to_check(clean_text(text, command), caller)
+    except UsageError:
+        return None  # the command refuses this text itself, in its transaction
+    reading = SlackChannels.reading_with(runtime.client, runtime.tokens.current)
+    return AskedBefore.asking(reading, channel_ids)
 
 
 def replay_guard(context: dict[str, Any]) -> replays.Guard | None:
