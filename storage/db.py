@@ -253,6 +253,11 @@ class Database:
             return self._group.unit(lock_timeout_ms)
         return self._pooled_session(lock_timeout_ms, durable)
 
+    @property
+    def one_writer(self) -> bool:
+        """Whether writers take turns (SQLite): a long transaction there delays every command."""
+        return self._group is not None or self._shared_connection
+
     @contextmanager
     def read_session(self) -> Iterator[Session]:
         """A read-only transaction on one consistent snapshot, for reports built from many queries

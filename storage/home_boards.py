@@ -9,13 +9,18 @@ to do), takes the marks (`take_marks`) and enqueues the boards. Taking the marks
 before any board is read: it removes only marks committed before it began, whose changes every later
 read therefore sees; a change committing meanwhile keeps its mark for the next refresh. If the
 refresher dies before committing, the marks and the claim roll back and the next one does the work.
+
+On SQLite (one writer for everyone) the boards are read first, from a snapshot taken inside an
+instant of the writer's turn, and only the claim, the marks the snapshot saw (`take_marks(up_to=…)`)
+and the queued boards are a write transaction. A mark committed after the snapshot has a higher id
+(SQLite numbers rows in the writer's turn), so it stays for the next refresh.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -57,10 +62,25 @@ def claim_refresh(session: Session, now: datetime, interval: timedelta) -> bool:
     return True
 
 
-def take_marks(session: Session) -> int:
-    """Delete the marks committed so far; returns how many (0: another refresher took them)."""
-    result = session.execute(delete(HomeBoardChange))
+def take_marks(session: Session, up_to: int | None = None) -> int:
+    """Delete the marks committed so far (with `up_to`: those a snapshot saw, ids up to it); returns
+    how many (0: another refresher took them)."""
+    statement = delete(HomeBoardChange)
+    if up_to is not None:
+        statement = statement.where(col(HomeBoardChange.id) <= up_to)
+    result = session.execute(statement)
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def latest_mark(session: Session) -> int | None:
+    """The newest mark's id; None when no board is stale."""
+    return session.execute(select(func.max(col(HomeBoardChange.id)))).scalar_one_or_none()
+
+
+def refreshed_within(session: Session, now: datetime, interval: timedelta) -> bool:
+    """Whether a refresh ran in the last `interval` (a read: claim_refresh decides)."""
+    last = last_refresh(session)
+    return last is not None and last > now - interval
 
 
 def last_refresh(session: Session) -> datetime | None:

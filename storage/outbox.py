@@ -65,21 +65,27 @@ def enqueue(
 ) -> OutboxMessage:
     if refers_to is not None and refers_to.id is None:
         session.flush()
-    message = OutboxMessage(
+    message = _message(method, lane, payload, now, priority=priority, purpose=purpose)
+    message.refers_to_id = None if refers_to is None else refers_to.id
+    session.add(message)
+    session.flush()
+    session.info[ENQUEUED] = True
+    return message
+
+
+def _message(
+    method: str, lane: str, payload: dict[str, Any], now: datetime, *, priority: int, purpose: str | None
+) -> OutboxMessage:
+    return OutboxMessage(
         method=method,
         lane=lane,
         payload=json.dumps(payload, ensure_ascii=False),
-        refers_to_id=None if refers_to is None else refers_to.id,
         priority=priority,
         purpose=purpose,
         idem_key=uuid.uuid4().hex,
         created_at=now,
         next_attempt_at=now,
     )
-    session.add(message)
-    session.flush()
-    session.info[ENQUEUED] = True
-    return message
 
 
 def post_message(
@@ -175,6 +181,30 @@ def build_export(
     them to their DM with the bot; `what` names the scope ("all countries", "Spain")."""
     payload = {"user": user, "country": country, "what": what, "zone": zone, "stamp": stamp}
     return enqueue(session, method=BUILD_EXPORT, lane=f"export:{user}", payload=payload, now=now)
+
+
+def publish_homes(session: Session, views: dict[str, dict[str, Any]], *, now: datetime) -> None:
+    """`publish_home` for many users (user id → view) at once: one statement supersedes their
+    publishes still waiting, one flush queues the new ones (the Home refresher, in the writer's turn)."""
+    if not views:
+        return
+    lanes = {user_id: f"home:{user_id}" for user_id in views}
+    _supersede(
+        session, col(OutboxMessage.method) == PUBLISH_VIEW, col(OutboxMessage.lane).in_(lanes.values())
+    )
+    session.add_all(
+        _message(
+            PUBLISH_VIEW,
+            lanes[user_id],
+            {"user_id": user_id, "view": view},
+            now,
+            priority=ROUTINE,
+            purpose=None,
+        )
+        for user_id, view in views.items()
+    )
+    session.flush()
+    session.info[ENQUEUED] = True
 
 
 def _supersede(session: Session, *conditions: Any) -> None:

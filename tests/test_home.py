@@ -177,14 +177,14 @@ def test_a_failing_board_never_costs_the_command_nor_the_other_boards(
     open_home(bot, ANNA, "Ev0ANNA1")
     open_home(bot, OLGA, "Ev0OLGA1")
     bot.deliver()
-    real_enqueue = home.enqueue_board
+    real_board = home.board_for
 
-    def broken_for_anna(session: Any, config: Any, user_id: str, *args: Any) -> None:
+    def broken_for_anna(session: Any, config: Any, user_id: str, *args: Any) -> Any:
         if user_id == ANNA:
             raise RuntimeError("a bug in the board")
-        real_enqueue(session, config, user_id, *args)
+        return real_board(session, config, user_id, *args)
 
-    monkeypatch.setattr(home, "enqueue_board", broken_for_anna)
+    monkeypatch.setattr(home, "board_for", broken_for_anna)
     body = bot.reply("/arrivals", "poland 5", user_id=ANNA, channel_id="C0PL")
     assert body["response_type"] == "in_channel"
     assert [m.count for m in bot.rows(Movement) if m.country == "PL"] == [5]

@@ -18,7 +18,7 @@ from bot import home, scheduler
 from storage import home_boards
 from storage.db import Database
 from storage.models import HomeBoardChange
-from tests.support.bot import RunningBot, running_bot
+from tests.support.bot import RunningBot, reply_text, running_bot
 from tests.support.signing import SignedClient
 from tests.support.slack_standin import SlackStandIn
 from tests.test_cli import base_env, serving
@@ -208,6 +208,42 @@ def test_a_refresh_that_fails_midway_is_done_again(bot: RunningBot, monkeypatch:
     bot.deliver()
     assert len(published(bot, ANNA)) == seen + 1
     assert "*60 on duty*" in readable(published(bot, ANNA)[-1])
+
+
+def test_building_the_boards_never_holds_up_a_command(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite: the boards are read from a snapshot, outside the one writer's turn; a change committed
+    meanwhile keeps its mark and goes out with the next refresh."""
+    set_up(bot)
+    visited(bot, ANNA)
+    arrivals(bot, 40)
+    real_shared = home.gather_shared
+    replies: list[dict[str, Any]] = []
+
+    def type_a_command() -> None:
+        replies.append(bot.reply("/arrivals", "poland 5", user_id=ANNA, channel_id="C0PL"))
+
+    def shared_while_someone_types(*args: Any) -> Any:
+        shared = real_shared(*args)
+        if not replies:
+            officer = threading.Thread(target=type_a_command)
+            officer.start()
+            officer.join(10)
+        return shared
+
+    monkeypatch.setattr(home, "gather_shared", shared_while_someone_types)
+    assert refresh_boards(bot) == 1
+    [reply] = replies
+    assert "Poland: 5 arrived" in reply_text(reply)  # at once, not "busy" after the lock timeout
+    bot.deliver()
+    assert "*60 on duty*" in readable(published(bot, ANNA)[-1])  # the board as of its snapshot
+    assert bot.count(HomeBoardChange) == 1  # the arrival typed meanwhile kept its mark
+    monkeypatch.undo()
+    bot.advance(seconds=INTERVAL.total_seconds())
+    assert refresh_boards(bot) == 1
+    bot.deliver()
+    assert "*65 on duty*" in readable(published(bot, ANNA)[-1])
 
 
 def capture_statements(bot: RunningBot, action: Callable[[], object]) -> list[str]:
