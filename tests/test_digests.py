@@ -24,6 +24,7 @@ from storage import outbox, recording
 from storage.db import Database
 from storage.models import DigestRun, DigestRunStatus, DigestSubscription, OutboxMessage
 from tests.support.bot import RunningBot, reply_text, running_bot
+from tests.support.meanwhile import TypedMeanwhile
 from tests.support.slack_standin import SlackStandIn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -357,23 +358,17 @@ def test_building_a_digest_never_holds_up_a_command(
     subscribe(bot, "10:00")
     bot.advance(hours=1)
     real_gather = digest_runner.gather
-    replies: list[dict[str, Any]] = []
-
-    def type_a_command() -> None:
-        replies.append(bot.reply("/arrivals", "poland 3", user_id=ADMIN, channel_id="COPS"))
+    meanwhile = TypedMeanwhile(bot, "/arrivals", "poland 3", user_id=ADMIN, channel_id="COPS")
 
     def gather_while_someone_types(*args: Any, **kwargs: Any) -> Any:
         data = real_gather(*args, **kwargs)
-        if not replies:  # the digest is being read: an officer records an arrival meanwhile
-            officer = threading.Thread(target=type_a_command)
-            officer.start()
-            officer.join(10)
+        meanwhile.type_once()  # the digest is being read: an officer records an arrival
         return data
 
     monkeypatch.setattr(digest_runner, "gather", gather_while_someone_types)
     assert run_digests(bot.runtime).sent == [f"{CHANNEL} 2026-07-20"]
-    [reply] = replies
-    assert "Poland: 3 arrived" in reply_text(reply)  # at once, not "busy" after the lock timeout
+    assert meanwhile.reply is not None
+    assert "Poland: 3 arrived" in reply_text(meanwhile.reply)  # at once, not "busy" after the lock timeout
     bot.deliver()
     assert len(digests_in(bot.slack)) == 1
 

@@ -7,7 +7,6 @@ import io
 import json
 import subprocess
 import sys
-import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from storage import exports as storage_exports
 from storage import outbox
 from storage.exports import BOM, neutralise, to_csv
 from tests.support.bot import RunningBot, reply_text, running_bot
+from tests.support.meanwhile import TypedMeanwhile
 from tests.support.slack_standin import SlackStandIn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,16 +134,11 @@ def test_an_export_is_written_after_the_acknowledgement_and_never_holds_up_a_com
     bot = any_bot
     record_some(bot)
     real_rows = storage_exports.movements_rows
-    replies: list[dict[str, Any]] = []
-
-    def type_a_command() -> None:
-        replies.append(bot.reply("/arrivals", "italy 3", user_id=ADMIN, channel_id="COPS"))
+    meanwhile = TypedMeanwhile(bot, "/arrivals", "italy 3", user_id=ADMIN, channel_id="COPS")
 
     def rows_while_someone_types(*args: Any, **kwargs: Any) -> Any:
         rows = real_rows(*args, **kwargs)
-        officer = threading.Thread(target=type_a_command)  # an arrival recorded mid-export
-        officer.start()
-        officer.join(10)
+        meanwhile.type_once()  # an arrival recorded mid-export
         return rows
 
     monkeypatch.setattr(storage_exports, "movements_rows", rows_while_someone_types)
@@ -151,8 +146,8 @@ def test_an_export_is_written_after_the_acknowledgement_and_never_holds_up_a_com
     assert "on their way to your DM" in body["text"]
     assert bot.slack.uploaded_files() == []
     bot.deliver()
-    [reply] = replies
-    assert "Italy: 3 arrived" in reply_text(reply)  # at once, not "busy" after the lock timeout
+    assert meanwhile.reply is not None
+    assert "Italy: 3 arrived" in reply_text(meanwhile.reply)  # at once, not "busy" after the lock timeout
     files = bot.slack.uploaded_files("DADMIN")
     assert len(files) == 6
     movements = next(f for f in files if "movements" in f.filename)

@@ -19,6 +19,7 @@ from storage import home_boards
 from storage.db import Database
 from storage.models import HomeBoardChange
 from tests.support.bot import RunningBot, reply_text, running_bot
+from tests.support.meanwhile import TypedMeanwhile
 from tests.support.signing import SignedClient
 from tests.support.slack_standin import SlackStandIn
 from tests.test_cli import base_env, serving
@@ -219,23 +220,17 @@ def test_building_the_boards_never_holds_up_a_command(
     visited(bot, ANNA)
     arrivals(bot, 40)
     real_shared = home.gather_shared
-    replies: list[dict[str, Any]] = []
-
-    def type_a_command() -> None:
-        replies.append(bot.reply("/arrivals", "poland 5", user_id=ANNA, channel_id="C0PL"))
+    meanwhile = TypedMeanwhile(bot, "/arrivals", "poland 5", user_id=ANNA, channel_id="C0PL")
 
     def shared_while_someone_types(*args: Any) -> Any:
         shared = real_shared(*args)
-        if not replies:
-            officer = threading.Thread(target=type_a_command)
-            officer.start()
-            officer.join(10)
+        meanwhile.type_once()
         return shared
 
     monkeypatch.setattr(home, "gather_shared", shared_while_someone_types)
     assert refresh_boards(bot) == 1
-    [reply] = replies
-    assert "Poland: 5 arrived" in reply_text(reply)  # at once, not "busy" after the lock timeout
+    assert meanwhile.reply is not None
+    assert "Poland: 5 arrived" in reply_text(meanwhile.reply)  # at once, not "busy" after the lock timeout
     bot.deliver()
     assert "*60 on duty*" in readable(published(bot, ANNA)[-1])  # the board as of its snapshot
     assert bot.count(HomeBoardChange) == 1  # the arrival typed meanwhile kept its mark

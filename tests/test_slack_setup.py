@@ -3,7 +3,6 @@ officers from other organisations (Slack Connect, `W…` ids, their own `team_id
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
@@ -12,6 +11,7 @@ from bot.slack_reads import SlackChannels
 from commands.alert import ACTION_ACK
 from storage.models import Acknowledgement, ChannelLink, LiaisonAssignment, Movement
 from tests.support.bot import RunningBot, reply_text
+from tests.support.meanwhile import TypedMeanwhile
 from tests.support.slack_standin import TEAM_ID
 
 ADMIN = "UADMIN"
@@ -65,22 +65,17 @@ def test_no_command_waits_while_slack_is_asked_about_a_channel(
     bot: RunningBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real_ask = SlackChannels.bot_is_member
-    replies: list[dict[str, Any]] = []
-
-    def type_a_command() -> None:
-        replies.append(bot.reply("/arrivals", "spain 2", user_id=ADMIN, channel_id="COPS"))
+    meanwhile = TypedMeanwhile(bot, "/arrivals", "spain 2", user_id=ADMIN, channel_id="COPS")
 
     def slow_slack(channels: SlackChannels, channel_id: str) -> bool | None:
-        officer = threading.Thread(target=type_a_command)  # while Slack takes its time to answer
-        officer.start()
-        officer.join(10)
+        meanwhile.type_once()  # while Slack takes its time to answer
         return real_ask(channels, channel_id)
 
     monkeypatch.setattr(SlackChannels, "bot_is_member", slow_slack)
     body = link(bot)
     assert "Liaison is a member of this channel" in reply_text(body)
-    [reply] = replies
-    assert "Spain: 2 arrived" in reply_text(reply)  # at once, not "busy" after the lock timeout
+    assert meanwhile.reply is not None
+    assert "Spain: 2 arrived" in reply_text(meanwhile.reply)  # at once, not "busy" after the lock timeout
     assert bot.count(ChannelLink) == 1
 
 
