@@ -70,8 +70,7 @@ def _refresh_from_snapshot(db: Database, config: CommandConfig, now: datetime, i
         seen = home_boards.latest_mark(session)
         if seen is None or home_boards.refreshed_within(session, now, interval):
             return 0
-        users = digests.recent_home_visitors(session, now - RECENT_VISIT, MAX_REFRESHES)
-        views = _build_views(session, config, users, now) if users else {}
+        views = recent_boards(session, config, now)
     with db.session() as session:
         if not home_boards.claim_refresh(session, now, interval):
             return 0
@@ -81,30 +80,25 @@ def _refresh_from_snapshot(db: Database, config: CommandConfig, now: datetime, i
         return len(views)
 
 
-def _build_views(session: Session, config: CommandConfig, users: list[str], now: datetime) -> dict[str, Any]:
+def refresh_recent(session: Session, config: CommandConfig, now: datetime) -> int:
+    """Re-publish the boards of those who opened Home recently; in the caller's transaction."""
+    views = recent_boards(session, config, now)
+    outbox.publish_homes(session, views, now=now)
+    return len(views)
+
+
+def recent_boards(session: Session, config: CommandConfig, now: datetime) -> dict[str, dict[str, Any]]:
+    """The boards of those who opened Home recently (user id → view). One board that cannot be
+    built is logged and skipped: it must not hold back everyone else's."""
+    users = digests.recent_home_visitors(session, now - RECENT_VISIT, MAX_REFRESHES)
+    if not users:
+        return {}
     shared = gather_shared(session, config)
-    views: dict[str, Any] = {}
+    views: dict[str, dict[str, Any]] = {}
     for user_id in users:
         try:
-            views[user_id] = board_for(session, config, user_id, now, shared)
+            with session.begin_nested():  # a database error in one board spoils none of the others
+                views[user_id] = board_for(session, config, user_id, now, shared)
         except Exception:
             log.exception("could not refresh the Home board of %s; it refreshes when next opened", user_id)
     return views
-
-
-def refresh_recent(session: Session, config: CommandConfig, now: datetime) -> int:
-    """Re-publish the boards of those who opened Home recently; in the caller's transaction. One
-    board that cannot be built is logged and skipped: it must not hold back everyone else's."""
-    users = digests.recent_home_visitors(session, now - RECENT_VISIT, MAX_REFRESHES)
-    if not users:
-        return 0
-    shared = gather_shared(session, config)
-    queued = 0
-    for user_id in users:
-        try:
-            with session.begin_nested():
-                enqueue_board(session, config, user_id, now, shared)
-            queued += 1
-        except Exception:
-            log.exception("could not refresh the Home board of %s; it refreshes when next opened", user_id)
-    return queued
