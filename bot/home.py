@@ -67,12 +67,12 @@ def _refresh_from_snapshot(db: Database, config: CommandConfig, now: datetime, i
     and only claiming, taking the marks that snapshot saw and queueing the boards hold the turn
     (building 25 boards in it held every command back ~60 ms, each interval while commands flow)."""
     with db.read_session() as session:
-        seen = home_boards.latest_mark(session)
-        if seen is None or home_boards.refreshed_within(session, now, interval):
+        seen, last = home_boards.latest_mark(session), home_boards.last_refresh(session)
+        if seen is None or (last is not None and last > now - interval):
             return 0
         views = recent_boards(session, config, now)
     with db.session() as session:
-        if not home_boards.claim_refresh(session, now, interval):
+        if not home_boards.claim_refresh_after(session, now, interval, last):
             return 0
         if not home_boards.take_marks(session, up_to=seen):
             return 0

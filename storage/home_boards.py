@@ -11,9 +11,10 @@ read therefore sees; a change committing meanwhile keeps its mark for the next r
 refresher dies before committing, the marks and the claim roll back and the next one does the work.
 
 On SQLite (one writer for everyone) the boards are read first, from a snapshot taken inside an
-instant of the writer's turn, and only the claim, the marks the snapshot saw (`take_marks(up_to=…)`)
-and the queued boards are a write transaction. A mark committed after the snapshot has a higher id
-(SQLite numbers rows in the writer's turn), so it stays for the next refresh.
+instant of the writer's turn, and only the claim (`claim_refresh_after`: no other refresh since that
+snapshot), the marks the snapshot saw (`take_marks(up_to=…)`) and the queued boards are a write
+transaction. A mark committed after the snapshot has a higher id (SQLite numbers rows in the writer's
+turn, after the highest), so it stays for the next refresh.
 """
 
 from __future__ import annotations
@@ -52,9 +53,36 @@ def claim_refresh(session: Session, now: datetime, interval: timedelta) -> bool:
     )
     if claimed.rowcount:  # type: ignore[attr-defined]
         return True
+    return _claim_first(session, now)
+
+
+def claim_refresh_after(
+    session: Session, now: datetime, interval: timedelta, last_seen: datetime | None
+) -> bool:
+    """`claim_refresh` for a refresher that read a snapshot first (`last_seen`: the last refresh as
+    that snapshot saw it). It also fails if another refresh ran after the snapshot: that one took
+    the marks it found, and a mark added since may carry an id the snapshot's marks had (SQLite
+    reuses the ids of deleted rows), which `take_marks(up_to=…)` would then take unseen."""
+    if last_seen is None:
+        return _claim_first(session, now)
+    claimed = session.execute(
+        update(HomeRefresh)
+        .where(
+            col(HomeRefresh.id) == _STATE_ID,
+            col(HomeRefresh.refreshed_at) == last_seen,
+            col(HomeRefresh.refreshed_at) <= now - interval,
+        )
+        .values(refreshed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(claimed.rowcount)  # type: ignore[attr-defined]
+
+
+def _claim_first(session: Session, now: datetime) -> bool:
+    """The very first refresh inserts the claim row; False if it exists (another refresh ran)."""
     if session.get(HomeRefresh, _STATE_ID) is not None:
         return False
-    try:  # the very first refresh
+    try:
         with session.begin_nested():
             session.add(HomeRefresh(id=_STATE_ID, refreshed_at=now))
     except IntegrityError:
@@ -75,12 +103,6 @@ def take_marks(session: Session, up_to: int | None = None) -> int:
 def latest_mark(session: Session) -> int | None:
     """The newest mark's id; None when no board is stale."""
     return session.execute(select(func.max(col(HomeBoardChange.id)))).scalar_one_or_none()
-
-
-def refreshed_within(session: Session, now: datetime, interval: timedelta) -> bool:
-    """Whether a refresh ran in the last `interval` (a read: claim_refresh decides)."""
-    last = last_refresh(session)
-    return last is not None and last > now - interval
 
 
 def last_refresh(session: Session) -> datetime | None:

@@ -241,6 +241,40 @@ def test_building_the_boards_never_holds_up_a_command(
     assert "*65 on duty*" in readable(published(bot, ANNA)[-1])
 
 
+def test_a_refresher_overtaken_while_building_gives_up_and_the_change_goes_out_next(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite: while a slow refresher builds its boards from a snapshot, another one refreshes and
+    takes the marks, and a change then adds a mark that may reuse an id the snapshot saw. The slow
+    one must not take that mark with its older boards: it gives up, and the change goes out next."""
+    set_up(bot)
+    visited(bot, ANNA)
+    arrivals(bot, 40)
+    slow_pass_at = bot.clock.now() + 2 * INTERVAL
+    real_boards = home.recent_boards
+    overtaken: list[int] = []
+
+    def boards_while_overtaken(*args: Any) -> Any:
+        views = real_boards(*args)
+        if not overtaken:  # another process, one interval earlier in its own pass, refreshes first
+            monkeypatch.setattr(home, "recent_boards", real_boards)
+            overtaken.append(
+                home.refresh_if_stale(bot.runtime.db, bot.runtime.config, slow_pass_at - INTERVAL, INTERVAL)
+            )
+            arrivals(bot, 5)
+        return views
+
+    monkeypatch.setattr(home, "recent_boards", boards_while_overtaken)
+    assert home.refresh_if_stale(bot.runtime.db, bot.runtime.config, slow_pass_at, INTERVAL) == 0
+    assert overtaken == [1]
+    assert bot.count(HomeBoardChange) == 1  # the change made meanwhile keeps its mark
+    monkeypatch.undo()
+    bot.clock.set(slow_pass_at + INTERVAL)
+    assert refresh_boards(bot) == 1
+    bot.deliver()
+    assert "*65 on duty*" in readable(published(bot, ANNA)[-1])
+
+
 def capture_statements(bot: RunningBot, action: Callable[[], object]) -> list[str]:
     statements: list[str] = []
 
