@@ -1,5 +1,5 @@
-"""Work the outbox does after a command's acknowledgement, on the worker's thread (storage.outbox's
-LOCAL_JOBS). A job has two halves: `prepare` reads what it needs from one snapshot of the database
+"""Work the outbox does after a command's acknowledgement, on the worker's thread (`JOBS`, by
+outbox method). A job has two halves: `prepare` reads what it needs from one snapshot of the database
 (`Database.read_session`, which never holds the writer's turn) however long that takes, and returns
 the `finish` that queues the resulting Slack calls in the transaction marking the job done. So the
 work is never done twice and never half: a worker that dies mid-way leaves the job to be taken over

@@ -7,7 +7,7 @@ from commands.common import CommandContext, Reply
 from commands.parsing import country_from
 from commands.permissions import require_ops
 from storage import outbox
-from storage.exports import EXPORTS
+from storage.exports import EXPORT_FILES
 
 
 def export(args: list[str], ctx: CommandContext) -> Reply:
@@ -26,10 +26,8 @@ def export(args: list[str], ctx: CommandContext) -> Reply:
         stamp=now.astimezone(ctx.config.zone).strftime("%Y-%m-%d-%H%M"),
         now=now,
     )
-    text = (
-        f":package: {len(EXPORTS)} CSV files for {what} are on their way to your DM with Liaison: "
-        f"{', '.join(EXPORTS)}."
-    )
+    listing = ", ".join(title.lower() for _name, title in EXPORT_FILES)
+    text = f":package: {len(EXPORT_FILES)} CSV files for {what} are on their way to your DM with Liaison: {listing}."
     return Reply(
         text=text,
         blocks=[

@@ -256,7 +256,7 @@ class Database:
     @property
     def one_writer(self) -> bool:
         """Whether writers take turns (SQLite): a long transaction there delays every command."""
-        return self._group is not None or self._shared_connection
+        return self._group is not None
 
     @contextmanager
     def read_session(self) -> Iterator[Session]:

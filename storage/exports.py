@@ -213,24 +213,30 @@ def incident_timeline_rows(
     return header, rows
 
 
-# What an export holds, as a person would list it (the files, in the order below).
-EXPORTS = ("movements", "pledges", "alert notices", "acknowledgements", "incidents", "incident timelines")
+# The export's files, in the order they are sent: (name in the file name, title).
+EXPORT_FILES = (
+    ("movements", "Movement ledger"),
+    ("pledges", "Pledges"),
+    ("notices", "Alert notices"),
+    ("acknowledgements", "Acknowledgements of notices"),
+    ("incidents", "Incidents"),
+    ("incident-timeline", "Incident timelines"),
+)
 
 
 def export_files(session: Session, zone: ZoneInfo, country: str | None, stamp: str) -> list[CsvFile]:
     """Every export file for one country (or all), named with `stamp` (e.g. the local date)."""
     suffix = f"-{country.lower()}" if country else ""
-    parts = [
-        ("movements", "Movement ledger", movements_rows(session, zone, country)),
-        ("pledges", "Pledges", pledges_rows(session, zone, country)),
-        ("notices", "Alert notices", notices_rows(session, zone)),
-        ("acknowledgements", "Acknowledgements of notices", acknowledgements_rows(session, zone, country)),
-        ("incidents", "Incidents", incidents_rows(session, zone, country)),
-        ("incident-timeline", "Incident timelines", incident_timeline_rows(session, zone, country)),
-    ]
-    assert len(parts) == len(EXPORTS)
+    tables = (
+        movements_rows(session, zone, country),
+        pledges_rows(session, zone, country),
+        notices_rows(session, zone),
+        acknowledgements_rows(session, zone, country),
+        incidents_rows(session, zone, country),
+        incident_timeline_rows(session, zone, country),
+    )
     files = []
-    for name, title, (header, rows) in parts:
+    for (name, title), (header, rows) in zip(EXPORT_FILES, tables, strict=True):
         content, count = to_csv(header, rows)
         files.append(CsvFile(f"liaison-{name}{suffix}-{stamp}.csv", title, content, count))
     return files

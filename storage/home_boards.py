@@ -20,6 +20,7 @@ turn, after the highest), so it stays for the next refresh.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -45,15 +46,7 @@ def is_stale(session: Session) -> bool:
 def claim_refresh(session: Session, now: datetime, interval: timedelta) -> bool:
     """Whether this transaction may refresh now: no refresh in the last `interval`, and no other
     process refreshing (on PostgreSQL a concurrent claim waits for this one, then finds it too recent)."""
-    claimed = session.execute(
-        update(HomeRefresh)
-        .where(col(HomeRefresh.id) == _STATE_ID, col(HomeRefresh.refreshed_at) <= now - interval)
-        .values(refreshed_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if claimed.rowcount:  # type: ignore[attr-defined]
-        return True
-    return _claim_first(session, now)
+    return _claim_after_interval(session, now, interval) or _claim_first(session, now)
 
 
 def claim_refresh_after(
@@ -65,13 +58,14 @@ def claim_refresh_after(
     reuses the ids of deleted rows), which `take_marks(up_to=…)` would then take unseen."""
     if last_seen is None:
         return _claim_first(session, now)
+    return _claim_after_interval(session, now, interval, col(HomeRefresh.refreshed_at) == last_seen)
+
+
+def _claim_after_interval(session: Session, now: datetime, interval: timedelta, *conditions: Any) -> bool:
+    """Move the last refresh to `now` if it is at least `interval` old (and `conditions` hold)."""
     claimed = session.execute(
         update(HomeRefresh)
-        .where(
-            col(HomeRefresh.id) == _STATE_ID,
-            col(HomeRefresh.refreshed_at) == last_seen,
-            col(HomeRefresh.refreshed_at) <= now - interval,
-        )
+        .where(col(HomeRefresh.id) == _STATE_ID, col(HomeRefresh.refreshed_at) <= now - interval, *conditions)
         .values(refreshed_at=now)
         .execution_options(synchronize_session=False)
     )

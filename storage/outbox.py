@@ -28,11 +28,10 @@ UPDATE_MESSAGE = "chat.update"
 PUBLISH_VIEW = "views.publish"
 RESPONSE_URL = "response_url"
 UPLOAD_FILE = "files.upload"  # files_upload_v2: getUploadURLExternal, the bytes, completeUploadExternal
-# Not a Slack call: work done after a command's acknowledgement (bot/outbox_jobs.py) that queues
+# Not a Slack call: work done after a command's acknowledgement (bot/outbox_jobs.JOBS) that queues
 # the calls it needs in the transaction marking it done. The outbox gives it durability, one worker
 # at a time (the lease) and retries.
 BUILD_EXPORT = "liaison.build_export"
-LOCAL_JOBS = frozenset({BUILD_EXPORT})
 
 # Priorities: higher goes first when several lanes are due (alert notices before routine replies).
 ROUTINE = 0
@@ -163,7 +162,7 @@ def respond(
 
 def publish_home(session: Session, user_id: str, view: dict[str, Any], *, now: datetime) -> OutboxMessage:
     """Publish a user's Home tab; a publish still waiting for this user is superseded by this one."""
-    lane = f"home:{user_id}"
+    lane = _home_lane(user_id)
     _supersede(session, col(OutboxMessage.method) == PUBLISH_VIEW, col(OutboxMessage.lane) == lane)
     return enqueue(
         session,
@@ -172,6 +171,10 @@ def publish_home(session: Session, user_id: str, view: dict[str, Any], *, now: d
         payload={"user_id": user_id, "view": view},
         now=now,
     )
+
+
+def _home_lane(user_id: str) -> str:
+    return f"home:{user_id}"
 
 
 def build_export(
@@ -188,7 +191,7 @@ def publish_homes(session: Session, views: dict[str, dict[str, Any]], *, now: da
     publishes still waiting, one flush queues the new ones (the Home refresher, in the writer's turn)."""
     if not views:
         return
-    lanes = {user_id: f"home:{user_id}" for user_id in views}
+    lanes = {user_id: _home_lane(user_id) for user_id in views}
     _supersede(
         session, col(OutboxMessage.method) == PUBLISH_VIEW, col(OutboxMessage.lane).in_(lanes.values())
     )
