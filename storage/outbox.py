@@ -162,19 +162,8 @@ def respond(
 
 def publish_home(session: Session, user_id: str, view: dict[str, Any], *, now: datetime) -> OutboxMessage:
     """Publish a user's Home tab; a publish still waiting for this user is superseded by this one."""
-    lane = _home_lane(user_id)
-    _supersede(session, col(OutboxMessage.method) == PUBLISH_VIEW, col(OutboxMessage.lane) == lane)
-    return enqueue(
-        session,
-        method=PUBLISH_VIEW,
-        lane=lane,
-        payload={"user_id": user_id, "view": view},
-        now=now,
-    )
-
-
-def _home_lane(user_id: str) -> str:
-    return f"home:{user_id}"
+    [message] = publish_homes(session, {user_id: view}, now=now)
+    return message
 
 
 def build_export(
@@ -186,16 +175,18 @@ def build_export(
     return enqueue(session, method=BUILD_EXPORT, lane=f"export:{user}", payload=payload, now=now)
 
 
-def publish_homes(session: Session, views: dict[str, dict[str, Any]], *, now: datetime) -> None:
+def publish_homes(
+    session: Session, views: dict[str, dict[str, Any]], *, now: datetime
+) -> list[OutboxMessage]:
     """`publish_home` for many users (user id → view) at once: one statement supersedes their
     publishes still waiting, one flush queues the new ones (the Home refresher, in the writer's turn)."""
     if not views:
-        return
-    lanes = {user_id: _home_lane(user_id) for user_id in views}
+        return []
+    lanes = {user_id: f"home:{user_id}" for user_id in views}
     _supersede(
         session, col(OutboxMessage.method) == PUBLISH_VIEW, col(OutboxMessage.lane).in_(lanes.values())
     )
-    session.add_all(
+    messages = [
         _message(
             PUBLISH_VIEW,
             lanes[user_id],
@@ -205,9 +196,11 @@ def publish_homes(session: Session, views: dict[str, dict[str, Any]], *, now: da
             purpose=None,
         )
         for user_id, view in views.items()
-    )
+    ]
+    session.add_all(messages)
     session.flush()
     session.info[ENQUEUED] = True
+    return messages
 
 
 def _supersede(session: Session, *conditions: Any) -> None:
