@@ -194,6 +194,8 @@ def _create_sqlite_engine(url: str) -> Engine:
             cursor.execute("PRAGMA synchronous = FULL")
         cursor.close()
 
+    _savepoints_on_the_driver(engine)
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         options = conn.get_execution_options()
@@ -216,6 +218,32 @@ def _create_sqlite_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _savepoints_on_the_driver(engine: Engine) -> None:
+    """SAVEPOINT, RELEASE and ROLLBACK TO go straight to sqlite3.
+
+    Every unit of work of the group commit (GroupCommit) runs in a savepoint. SQLAlchemy compiles
+    each savepoint statement anew (the name is new every time, so no cache applies): one command's
+    SAVEPOINT and RELEASE cost ~0.2 ms of the writer's ~0.8 ms (bench/RESULTS.md); sqlite3 runs them
+    in microseconds. Statement capture and errors stay as SQLAlchemy's own would be."""
+    dialect = engine.dialect
+
+    def sender(verb: str) -> Callable[[Connection, str], None]:
+        def send(connection: Connection, name: str) -> None:
+            sql = f'{verb} "{name}"'  # names are SQLAlchemy's own (sa_savepoint_N)
+            lean.announce(connection, sql, ())
+            driver_error: type[Exception] = dialect.loaded_dbapi.Error
+            try:
+                connection.connection.driver_connection.execute(sql)  # type: ignore[union-attr]
+            except driver_error as error:
+                raise DBAPIError.instance(sql, (), error, driver_error) from error
+
+        return send
+
+    dialect.do_savepoint = sender("SAVEPOINT")  # type: ignore[method-assign,assignment]
+    dialect.do_release_savepoint = sender("RELEASE SAVEPOINT")  # type: ignore[method-assign,assignment]
+    dialect.do_rollback_to_savepoint = sender("ROLLBACK TO SAVEPOINT")  # type: ignore[method-assign,assignment]
 
 
 class Database:

@@ -217,6 +217,35 @@ def test_nested_units_of_work_are_savepoints_of_the_outer_one(database: Database
     assert committed_signatures(path) == {"v0=outer"}
 
 
+def test_savepoints_sent_straight_to_sqlite_are_seen_and_fail_as_sqlalchemy_errors(
+    database: Database,
+) -> None:
+    seen: list[str] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(database.engine, "before_cursor_execute", capture)
+    with database.session() as session:
+        keep = session.begin_nested()
+        session.add(SeenRequest(signature="v0=kept", expires_at=EXPIRES))
+        keep.commit()
+        drop = session.begin_nested()
+        session.add(SeenRequest(signature="v0=dropped", expires_at=EXPIRES))
+        session.flush()
+        drop.rollback()
+    # The unit's own savepoint around the two of the block.
+    verbs = [statement.split()[0] for statement in seen if "SAVEPOINT" in statement]
+    assert verbs == ["SAVEPOINT", "SAVEPOINT", "RELEASE", "SAVEPOINT", "ROLLBACK", "RELEASE"]
+    assert committed_signatures(Path(str(database.engine.url.database))) == {"v0=kept"}
+    with (
+        database.engine.connect() as connection,
+        connection.begin(),
+        pytest.raises(OperationalError, match="no such savepoint"),
+    ):
+        database.engine.dialect.do_release_savepoint(connection, "sa_savepoint_never_opened")
+
+
 def test_a_request_waits_at_most_its_lock_timeout_for_its_turn(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
