@@ -19,10 +19,12 @@ from bot.slack_reads import AskedBefore, SlackChannels
 from commands import alert, duplicates
 from commands.blocks import escape, section
 from commands.common import (
+    AnyReply,
     Caller,
     ChannelMembership,
     CommandContext,
     LateReply,
+    ReadReply,
     Reply,
     UsageError,
     clean_text,
@@ -53,8 +55,8 @@ def run_command(
     command = str(module.COMMAND)
     text = decode(slack_text)
 
-    def handle(ctx: CommandContext) -> Reply | LateReply:
-        reply: Reply | LateReply = module.handle(clean_text(text, command), ctx)
+    def handle(ctx: CommandContext) -> AnyReply:
+        reply: AnyReply = module.handle(clean_text(text, command), ctx)
         return reply
 
     optimistic = bool(getattr(module, "OPTIMISTIC", False))
@@ -96,7 +98,7 @@ def run_in_context(
     runtime: Runtime,
     caller: Caller,
     command: str,
-    handle: Callable[[CommandContext], Reply | LateReply],
+    handle: Callable[[CommandContext], AnyReply],
     *,
     confirmed_duplicate: bool = False,
     respond: Respond | None = None,
@@ -110,11 +112,12 @@ def run_in_context(
     the same transaction; a refusal rolls back only what the handler did, then its answer is enqueued.
     With `guard`, the request's signature is remembered in the same transaction, and a replay is
     answered without acting. `optimistic`: the command's checks may run on the server, with its
-    writes (storage.gates; `Database.run_request` may then run `handle` twice). A `LateReply` is rendered once the transaction has committed (its
-    content came back with the COMMIT), or at once where the answer is needed inside it.
+    writes (storage.gates; `Database.run_request` may then run `handle` twice). A `LateReply` is
+    rendered once the transaction has committed (its content came back with the COMMIT), a
+    `ReadReply` after it on a read-only snapshot; either at once where the answer is needed inside it.
     """
 
-    def transaction(session: Session) -> tuple[Reply | LateReply, bool]:
+    def transaction(session: Session) -> tuple[AnyReply, bool]:
         if guard is not None:
             guard.remember_in(session)  # a replay raises Replayed when checked, before any commit
         ctx = CommandContext(
@@ -126,13 +129,13 @@ def run_in_context(
             confirmed_duplicate=confirmed_duplicate,
             channels=channels,
         )
-        reply: Reply | LateReply
+        reply: AnyReply
         if respond is None:
             reply = handle(ctx)
         else:
             try:
                 with session.begin_nested():
-                    answer = resolve(handle(ctx))
+                    answer = resolve(handle(ctx), session)
                 done = True
             except UsageError as error:
                 answer, done = error.reply(), False
@@ -162,10 +165,24 @@ def run_in_context(
         return reply
     if enqueued:  # most commands only answer in the ack: no claim query for nothing
         runtime.outbox.wake()
+    if isinstance(reply, ReadReply):
+        return _read(runtime, reply, command)
     try:
-        return resolve(reply)
+        return reply.render() if isinstance(reply, LateReply) else reply
     except Exception as error:
         return reply_failed_after_commit(error, command)
+
+
+def _read(runtime: Runtime, reply: ReadReply, command: str) -> Reply:
+    """A reply that only reads, rendered on a snapshot of its own once the command's transaction
+    (which recorded nothing of its own) has committed."""
+    try:
+        with runtime.db.read_session() as session:
+            return reply.render(session)
+    except UsageError as error:
+        return error.reply()
+    except Exception as error:
+        return unexpected_error_reply(error, command)
 
 
 def _replayed_refusal(runtime: Runtime, guard: replays.Guard) -> bool:
@@ -306,7 +323,7 @@ def _resolve_pending(
         team_id=pending.team_id,
     )
     replay = replace(ctx, caller=original_caller, command=pending.command, confirmed_duplicate=True)
-    reply = resolve(module.handle(clean_text(pending.text, pending.command), replay))
+    reply = resolve(module.handle(clean_text(pending.text, pending.command), replay), ctx.session)
     if reply.in_channel:
         answers += [{"delete_original": True}, reply.to_message()]
     else:

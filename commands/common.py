@@ -99,7 +99,22 @@ class LateReply:
     render: Callable[[], Reply]
 
 
-def resolve(reply: Reply | LateReply) -> Reply:
+@dataclass(frozen=True)
+class ReadReply:
+    """A reply that only reads, however much (a report, a preview): the dispatcher renders it after
+    the command's transaction, on a read-only snapshot (`Database.read_session`), so it never holds
+    the writer's turn (SQLite) or a request's lock timeouts while it reads. `resolve` renders it at
+    once, on the transaction's own session, wherever the reply is needed inside a transaction."""
+
+    render: Callable[[Session], Reply]
+
+
+AnyReply = Reply | LateReply | ReadReply
+
+
+def resolve(reply: AnyReply, session: Session) -> Reply:
+    if isinstance(reply, ReadReply):
+        return reply.render(session)
     return reply.render() if isinstance(reply, LateReply) else reply
 
 

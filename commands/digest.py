@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import time, timedelta
 
+from sqlmodel import Session
+
 from commands.blocks import Block, context, fit_blocks, header, section, text_sections
-from commands.common import CommandContext, Reply, UsageError, mention
+from commands.common import CommandContext, ReadReply, Reply, UsageError, mention
 from commands.countries import country_by_code, flag
 from commands.digest_content import gather, render
 from commands.local_times import BadTime, first_missing_day, format_time_of_day, parse_time_of_day
@@ -83,7 +85,7 @@ def parse(text: str) -> Request:
     )
 
 
-def handle(text: str, ctx: CommandContext) -> Reply:
+def handle(text: str, ctx: CommandContext) -> Reply | ReadReply:
     request = parse(text)
     if isinstance(request, Subscribe):
         return subscribe(request, ctx)
@@ -233,22 +235,27 @@ def _last_runs(ctx: CommandContext, subscription: DigestSubscription) -> list[Bl
     return [context("Recent: " + " · ".join(lines))]
 
 
-def preview(ctx: CommandContext) -> Reply:
-    existing = digests.subscription_of(ctx.session, ctx.caller.channel_id)
-    now = ctx.now()
-    if existing is not None and existing.active:
-        from_previous = digests.last_sent_run(ctx.session, existing.id) if existing.id is not None else None
-        since = from_previous.claimed_at if from_previous is not None else now - PREVIEW_COVERS
-        scope = existing.country
-    else:
-        since = now - PREVIEW_COVERS
-        link = (
-            None if _is_dm(ctx.caller.channel_id) else directory.link_of(ctx.session, ctx.caller.channel_id)
+def preview(ctx: CommandContext) -> ReadReply:
+    """Built after the command's transaction, on a snapshot of its own: a preview reads every
+    movement of its window (hundreds of milliseconds at a million rows), and on SQLite a command's
+    transaction holds the writer's turn for everyone."""
+    caller, config, now = ctx.caller, ctx.config, ctx.now()
+
+    def render_preview(session: Session) -> Reply:
+        existing = digests.subscription_of(session, caller.channel_id)
+        if existing is not None and existing.active:
+            from_previous = digests.last_sent_run(session, existing.id) if existing.id is not None else None
+            since = from_previous.claimed_at if from_previous is not None else now - PREVIEW_COVERS
+            scope = existing.country
+        else:
+            since = now - PREVIEW_COVERS
+            link = None if _is_dm(caller.channel_id) else directory.link_of(session, caller.channel_id)
+            scope = link.country if link is not None else None
+        data = gather(session, config, now=now, since=since, scope=scope)
+        reply = render(data, config.zone, title="Digest preview")
+        reply.blocks.insert(
+            1, context(":eyes: Only you see this preview; the scheduled digest also carries a chart.")
         )
-        scope = link.country if link is not None else None
-    data = gather(ctx.session, ctx.config, now=now, since=since, scope=scope)
-    reply = render(data, ctx.config.zone, title="Digest preview")
-    reply.blocks.insert(
-        1, context(":eyes: Only you see this preview; the scheduled digest also carries a chart.")
-    )
-    return Reply(text=reply.text, blocks=fit_blocks(reply.blocks))
+        return Reply(text=reply.text, blocks=fit_blocks(reply.blocks))
+
+    return ReadReply(render_preview)

@@ -317,7 +317,10 @@ _binders: dict[str, Callable[[datetime], Any]] = {}
 def _time_binder(dialect: Dialect) -> Callable[[datetime], Any]:
     binder = _binders.get(dialect.name)
     if binder is None:
-        processor = UTCDateTime().bind_processor(dialect)
+        # The dialect's own form (SQLite: text with microseconds, as the ORM writes it): a bare
+        # datetime would reach sqlite3's default adapter, which drops `.000000` (so an instant
+        # compared as earlier than itself) and is deprecated since Python 3.12.
+        processor = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
 
         def binder(moment: datetime) -> Any:
             return processor(moment) if processor is not None else moment

@@ -19,8 +19,9 @@ from bot import digests as digest_runner
 from bot.runtime import command_config
 from bot.scheduler import run_digests
 from bot.settings import Settings
+from commands import digest as digest_command
 from commands.local_times import due_moment, exists_on, first_missing_day, parse_time_of_day
-from storage import outbox, recording
+from storage import digests, outbox, recording
 from storage.db import Database
 from storage.models import DigestRun, DigestRunStatus, DigestSubscription, OutboxMessage
 from tests.support.bot import RunningBot, reply_text, running_bot
@@ -371,6 +372,54 @@ def test_building_a_digest_never_holds_up_a_command(
     assert "Poland: 3 arrived" in reply_text(meanwhile.reply)  # at once, not "busy" after the lock timeout
     bot.deliver()
     assert len(digests_in(bot.slack)) == 1
+
+
+def test_a_preview_being_built_never_holds_up_a_command(
+    any_bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bot = any_bot
+    subscribe(bot, "10:00")
+    bot.reply("/arrivals", "poland 5", user_id=ADMIN, channel_id="COPS")
+    bot.advance(minutes=1)
+    real_gather = digest_command.gather
+    meanwhile = TypedMeanwhile(bot, "/arrivals", "poland 3", user_id=ADMIN, channel_id="COPS")
+
+    def gather_while_someone_types(*args: Any, **kwargs: Any) -> Any:
+        data = real_gather(*args, **kwargs)
+        meanwhile.type_once()  # the preview is being read: an officer records an arrival
+        return data
+
+    monkeypatch.setattr(digest_command, "gather", gather_while_someone_types)
+    preview = bot.reply("/digest", "preview", user_id=ADMIN, channel_id=CHANNEL)
+    assert meanwhile.reply is not None
+    assert "Poland: 3 arrived" in reply_text(meanwhile.reply)  # at once, not "busy" after the lock timeout
+    assert "Digest preview" in reply_text(preview)
+    assert "+5 arrived" in reply_text(preview)  # its snapshot was taken before the second arrival
+
+
+def test_a_movement_at_the_end_of_a_window_is_in_the_next_one_on_every_store(any_bot: RunningBot) -> None:
+    """[since, until): one recorded exactly at a digest's moment is reported by the next digest, not
+    both (SQLite compares the stored text: a row written without `.000000` sorted before its own
+    instant)."""
+    bot = any_bot
+    bot.reply("/arrivals", "poland 5", user_id=ADMIN, channel_id="COPS")
+    now = bot.runtime.clock.now()
+    with bot.runtime.db.read_session() as session:
+        assert digests.movement_totals_between(session, now - timedelta(hours=1), now) == {}
+        following = digests.movement_totals_between(session, now, now + timedelta(hours=1))
+    assert following["PL"].arrived == 5
+
+
+def test_a_preview_that_fails_says_nothing_was_recorded(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("the ledger cannot be read")
+
+    monkeypatch.setattr(digest_command, "gather", broken)
+    preview = bot.reply("/digest", "preview", user_id=ADMIN, channel_id=CHANNEL)
+    assert "Something went wrong on our side and nothing was recorded" in reply_text(preview)
+    assert "Traceback" not in reply_text(preview)
 
 
 def test_an_arrival_committing_as_a_digest_starts_is_reported_exactly_once(

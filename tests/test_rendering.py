@@ -101,7 +101,7 @@ def longest_named_countries(count: int) -> list[str]:
 
 def test_arrival_recorded(session: Session) -> None:
     reply = resolve(
-        arrivals.handle("poland 12 dog-team at CDG terminal 2 -- 2 handlers, 4 dogs", ctx(session))
+        arrivals.handle("poland 12 dog-team at CDG terminal 2 -- 2 handlers, 4 dogs", ctx(session)), session
     )
     message = reply.to_message()
     assert_valid_message(message)
@@ -111,7 +111,7 @@ def test_arrival_recorded(session: Session) -> None:
 
 
 def test_arrival_with_hostile_place_and_note_is_escaped_everywhere(session: Session) -> None:
-    reply = resolve(arrivals.handle(f"poland 12 at {HOSTILE[:90]} -- {HOSTILE}", ctx(session)))
+    reply = resolve(arrivals.handle(f"poland 12 at {HOSTILE[:90]} -- {HOSTILE}", ctx(session)), session)
     message = reply.to_message()
     assert_valid_message(message)
     assert_escaped(message)
@@ -121,11 +121,11 @@ def test_arrival_with_hostile_place_and_note_is_escaped_everywhere(session: Sess
 
 
 def test_departure_and_undo_with_hostile_place_are_escaped(session: Session) -> None:
-    resolve(arrivals.handle(f"poland 12 at {HOSTILE[:90]}", ctx(session)))
+    resolve(arrivals.handle(f"poland 12 at {HOSTILE[:90]}", ctx(session)), session)
     departed = resolve(
-        departures.handle(f"poland 2 at {HOSTILE[:90]}", ctx(session, "/departures"))
+        departures.handle(f"poland 2 at {HOSTILE[:90]}", ctx(session, "/departures")), session
     ).to_message()
-    undone = resolve(departures.handle("undo", ctx(session, "/departures"))).to_message()
+    undone = resolve(departures.handle("undo", ctx(session, "/departures")), session).to_message()
     for message in (departed, undone):
         assert_valid_message(message)
         assert "<!channel>" not in "\n".join(texts_of(message))
@@ -144,7 +144,7 @@ def test_pledge_replies(session: Session) -> None:
 def test_help_replies_are_valid() -> None:
     context = CommandContext(session=None, caller=CALLER, clock=FrozenClock(START), config=CONFIG, command="")  # type: ignore[arg-type]
     for message in (
-        resolve(arrivals.handle("help", context)).to_message(),
+        resolve(arrivals.handle("help", context), context.session).to_message(),
         pledge.help_reply(context).to_message(),
         deployment.help_reply().to_message(),
     ):
@@ -243,7 +243,7 @@ def test_today_with_200_movements(session: Session) -> None:
             )
         )
     session.flush()
-    message = resolve(arrivals.handle("", ctx(session, clock=clock))).to_message()
+    message = resolve(arrivals.handle("", ctx(session, clock=clock)), session).to_message()
     assert_valid_message(message)
     assert message["response_type"] == "ephemeral"
     assert message["text"] == "200 movements today (Monday 20 July)."
