@@ -212,35 +212,41 @@ def _create_sqlite_engine(url: str) -> Engine:
         if read_only:
             # A deferred transaction only reads: in WAL mode it sees one snapshot, and neither
             # waits for the writer nor makes it wait.
-            conn.exec_driver_sql("BEGIN")
+            _on_the_driver(conn, "BEGIN")
             return
         # Take the write lock up front: a check-then-write (a departure never below zero) cannot race.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        _on_the_driver(conn, "BEGIN IMMEDIATE")
 
     return engine
 
 
+def _on_the_driver(connection: Connection, sql: str) -> None:
+    """A statement with no parameters and no result straight on sqlite3: no compiling, no result
+    object. Statement capture sees it, and it fails with SQLAlchemy's own error types (a locked
+    database is an OperationalError, as the busy handling and `/healthz` expect)."""
+    lean.announce(connection, sql, ())
+    driver_error: type[Exception] = connection.dialect.loaded_dbapi.Error
+    try:
+        connection.connection.driver_connection.execute(sql)  # type: ignore[union-attr]
+    except driver_error as error:
+        raise DBAPIError.instance(sql, (), error, driver_error) from error
+
+
 def _savepoints_on_the_driver(engine: Engine) -> None:
-    """SAVEPOINT, RELEASE and ROLLBACK TO go straight to sqlite3.
+    """SAVEPOINT, RELEASE and ROLLBACK TO go straight to sqlite3 (`_on_the_driver`).
 
     Every unit of work of the group commit (GroupCommit) runs in a savepoint. SQLAlchemy compiles
     each savepoint statement anew (the name is new every time, so no cache applies): one command's
     SAVEPOINT and RELEASE cost ~0.2 ms of the writer's ~0.8 ms (bench/RESULTS.md); sqlite3 runs them
-    in microseconds. Statement capture and errors stay as SQLAlchemy's own would be."""
-    dialect = engine.dialect
+    in microseconds."""
 
     def sender(verb: str) -> Callable[[Connection, str], None]:
         def send(connection: Connection, name: str) -> None:
-            sql = f'{verb} "{name}"'  # names are SQLAlchemy's own (sa_savepoint_N)
-            lean.announce(connection, sql, ())
-            driver_error: type[Exception] = dialect.loaded_dbapi.Error
-            try:
-                connection.connection.driver_connection.execute(sql)  # type: ignore[union-attr]
-            except driver_error as error:
-                raise DBAPIError.instance(sql, (), error, driver_error) from error
+            _on_the_driver(connection, f'{verb} "{name}"')  # names are SQLAlchemy's own (sa_savepoint_N)
 
         return send
 
+    dialect = engine.dialect
     dialect.do_savepoint = sender("SAVEPOINT")  # type: ignore[method-assign,assignment]
     dialect.do_release_savepoint = sender("RELEASE SAVEPOINT")  # type: ignore[method-assign,assignment]
     dialect.do_rollback_to_savepoint = sender("ROLLBACK TO SAVEPOINT")  # type: ignore[method-assign,assignment]
