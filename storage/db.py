@@ -576,9 +576,16 @@ class GroupCommit:
         if not item.done.wait(timeout_s) and item.abandon():
             raise _busy("waiting for the SQLite writer in this process")
         item.done.wait()  # started in time: its outcome comes with its group's commit
-        if item.error is not None:
-            raise item.error
+        # Taken out of the item: an exception's frames (the writer's among them) refer to the item,
+        # and a cycle would leave the whole request for the garbage collector (tests/test_garbage.py).
+        error, item.error = item.error, None
         result: T = item.result
+        item.result = None
+        if error is not None:
+            try:
+                raise error
+            finally:
+                del error  # this frame, in the traceback from here on, must not hold it either
         return result
 
     def _start_writer(self) -> None:

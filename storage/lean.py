@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import cache
@@ -63,7 +64,12 @@ class Statements:
             session.flush()  # what the ORM would autoflush before a query of its own (a no-op if clean)
         kept = session.info.get(_KEY)
         transaction = session.get_nested_transaction() or session.get_transaction()
-        if kept is not None and transaction is not None and kept[0] is transaction and transaction.is_active:
+        if (
+            kept is not None
+            and transaction is not None
+            and kept[0]() is transaction
+            and transaction.is_active
+        ):
             statements: Statements = kept[1]  # one per transaction (or savepoint) of the session
             return statements
         # Begins the session's transaction if it has not, and a `begin_nested()` block's SAVEPOINT
@@ -78,7 +84,11 @@ class Statements:
         statements._cursor = None if statements._postgres else driver.cursor()
         statements._time = _time_binder(connection.dialect)
         statements._driver_error = connection.dialect.loaded_dbapi.Error
-        session.info[_KEY] = (session.get_nested_transaction() or session.get_transaction(), statements)
+        # A weak reference: the transaction refers to the session, whose `info` this is, and a cycle
+        # would leave every request's session for the garbage collector (its pauses, bench/RESULTS.md).
+        opened = session.get_nested_transaction() or session.get_transaction()
+        assert opened is not None  # begun by session.connection()
+        session.info[_KEY] = (weakref.ref(opened), statements)
         return statements
 
     @property
