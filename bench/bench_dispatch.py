@@ -13,7 +13,6 @@ error or a refusal cannot pass for speed. Prints requests per second and p50/p95
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import statistics
 import sys
@@ -38,6 +37,7 @@ from bot.http import SLACK_PATH, HttpServer, build_wsgi  # noqa: E402
 from bot.runtime import Runtime, build_runtime  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.slack_requests import signed_headers, slash_command_body  # noqa: E402
+from bot.slack_requests import wsgi_environ as slack_wsgi_environ  # noqa: E402
 
 SIGNING_SECRET = "bench-signing-secret"
 BOT_TOKEN = "xoxb-bench"
@@ -123,18 +123,8 @@ def measure(
 
 def wsgi_environ(signer: Signer, command: str, text: str, i: int) -> dict[str, Any]:
     """A signed slash command as a WSGI server hands it to `build_wsgi`'s app."""
-    body = signer.command_body(command, text, i).encode()
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": SLACK_PATH,
-        "QUERY_STRING": "",
-        "CONTENT_TYPE": "application/x-www-form-urlencoded",
-        "CONTENT_LENGTH": str(len(body)),
-        "wsgi.input": io.BytesIO(body),
-    }
-    for name, value in signer.headers(body.decode()).items():
-        environ["HTTP_" + name.upper().replace("-", "_")] = value
-    return environ
+    body = signer.command_body(command, text, i)
+    return slack_wsgi_environ(SLACK_PATH, body, signer.headers(body))
 
 
 def call_wsgi(wsgi: Any, environ: dict[str, Any]) -> tuple[str, bytes]:

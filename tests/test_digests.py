@@ -9,6 +9,7 @@ import sys
 import threading
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -352,21 +353,29 @@ def test_a_crash_while_building_leaves_nothing_and_the_next_pass_sends(
     assert len(digests_in(bot.slack)) == 1
 
 
+def arrival_typed_while_gathering(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch, reader: ModuleType
+) -> TypedMeanwhile:
+    """An officer types `/arrivals poland 3` while `reader.gather` reads a digest's figures."""
+    real_gather = reader.gather
+    meanwhile = TypedMeanwhile(bot, "/arrivals", "poland 3", user_id=ADMIN, channel_id="COPS")
+
+    def gather_while_someone_types(*args: Any, **kwargs: Any) -> Any:
+        data = real_gather(*args, **kwargs)
+        meanwhile.type_once()
+        return data
+
+    monkeypatch.setattr(reader, "gather", gather_while_someone_types)
+    return meanwhile
+
+
 def test_building_a_digest_never_holds_up_a_command(
     any_bot: RunningBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bot = any_bot
     subscribe(bot, "10:00")
     bot.advance(hours=1)
-    real_gather = digest_runner.gather
-    meanwhile = TypedMeanwhile(bot, "/arrivals", "poland 3", user_id=ADMIN, channel_id="COPS")
-
-    def gather_while_someone_types(*args: Any, **kwargs: Any) -> Any:
-        data = real_gather(*args, **kwargs)
-        meanwhile.type_once()  # the digest is being read: an officer records an arrival
-        return data
-
-    monkeypatch.setattr(digest_runner, "gather", gather_while_someone_types)
+    meanwhile = arrival_typed_while_gathering(bot, monkeypatch, digest_runner)
     assert run_digests(bot.runtime).sent == [f"{CHANNEL} 2026-07-20"]
     assert meanwhile.reply is not None
     assert "Poland: 3 arrived" in reply_text(meanwhile.reply)  # at once, not "busy" after the lock timeout
@@ -381,15 +390,7 @@ def test_a_preview_being_built_never_holds_up_a_command(
     subscribe(bot, "10:00")
     bot.reply("/arrivals", "poland 5", user_id=ADMIN, channel_id="COPS")
     bot.advance(minutes=1)
-    real_gather = digest_command.gather
-    meanwhile = TypedMeanwhile(bot, "/arrivals", "poland 3", user_id=ADMIN, channel_id="COPS")
-
-    def gather_while_someone_types(*args: Any, **kwargs: Any) -> Any:
-        data = real_gather(*args, **kwargs)
-        meanwhile.type_once()  # the preview is being read: an officer records an arrival
-        return data
-
-    monkeypatch.setattr(digest_command, "gather", gather_while_someone_types)
+    meanwhile = arrival_typed_while_gathering(bot, monkeypatch, digest_command)
     preview = bot.reply("/digest", "preview", user_id=ADMIN, channel_id=CHANNEL)
     assert meanwhile.reply is not None
     assert "Poland: 3 arrived" in reply_text(meanwhile.reply)  # at once, not "busy" after the lock timeout

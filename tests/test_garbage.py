@@ -7,7 +7,6 @@ the whole request, in a cycle through the writer thread's queue item."""
 from __future__ import annotations
 
 import gc
-import io
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,28 +15,18 @@ from typing import Any
 import pytest
 
 from bot.http import SLACK_PATH
+from bot.slack_requests import wsgi_environ
 from tests.support.bot import RunningBot
 
 REQUESTS = 20
 
 
 def environ(bot: RunningBot, text: str, n: int) -> dict[str, Any]:
-    """A signed slash command as the WSGI server hands it over (no HTTP client of the tests' own:
-    its objects would be counted too)."""
+    """A signed slash command straight into the WSGI app (an HTTP client of the tests' own would
+    leave objects of its own to count)."""
     factory = bot.client.factory
     body = factory.slash_command("/arrivals", text, user_id=f"U{n:08d}", channel_id="COPS")
-    raw = body.encode()
-    built: dict[str, Any] = {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": SLACK_PATH,
-        "QUERY_STRING": "",
-        "CONTENT_TYPE": "application/x-www-form-urlencoded",
-        "CONTENT_LENGTH": str(len(raw)),
-        "wsgi.input": io.BytesIO(raw),
-    }
-    for name, value in factory.headers(body).items():
-        built["HTTP_" + name.upper().replace("-", "_")] = value
-    return built
+    return wsgi_environ(SLACK_PATH, body, factory.headers(body))
 
 
 def answered(bot: RunningBot, request: dict[str, Any]) -> bytes:
