@@ -14,14 +14,16 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, case, delete, exists, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, case, delete, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from storage.models import OutboxMessage, OutboxStatus, ServiceIssue, SlackMethodPause
+from storage.types import UTCDateTime
 
 POST_MESSAGE = "chat.postMessage"
 UPDATE_MESSAGE = "chat.update"
@@ -257,6 +259,59 @@ def upload_file(
     )
 
 
+@cache
+def _claim_query(for_update: bool, limit: int) -> Select[OutboxMessage]:
+    """`claim_due`'s query, built once: its moments are parameters (`now`, `rested_after`,
+    `settled_before`). Built per call, its three aliases of the outbox table (a copy of every column
+    each, in reference cycles) left ~2,500 objects for the garbage collector per claim."""
+    earlier = aliased(OutboxMessage)
+    recent = aliased(OutboxMessage)
+    original = aliased(OutboxMessage)
+    now = bindparam("now", type_=UTCDateTime())
+    is_head_of_lane = ~exists().where(
+        col(earlier.lane) == col(OutboxMessage.lane),
+        col(earlier.id) < col(OutboxMessage.id),
+        col(earlier.status).in_(_OPEN),
+    )
+    lane_is_rested = ~exists().where(
+        col(recent.lane) == col(OutboxMessage.lane),
+        col(recent.status) == OutboxStatus.SENT,
+        col(recent.sent_at) > bindparam("rested_after", type_=UTCDateTime()),
+    )
+    # An edit, a threaded reply or a file that belongs to a message waits until that message is out
+    # (it may be in another lane).
+    original_is_out = ~exists().where(
+        col(original.id) == col(OutboxMessage.refers_to_id), col(original.status).in_(_OPEN)
+    )
+    method_is_paused = exists().where(
+        col(SlackMethodPause.method) == col(OutboxMessage.method), col(SlackMethodPause.until) > now
+    )
+    lapsed_before = case(
+        (
+            col(OutboxMessage.method).in_(RECONCILED_METHODS),
+            bindparam("settled_before", type_=UTCDateTime()),
+        ),
+        else_=now,
+    )
+    is_due = or_(
+        and_(col(OutboxMessage.status) == OutboxStatus.PENDING, col(OutboxMessage.next_attempt_at) <= now),
+        and_(
+            col(OutboxMessage.status) == OutboxStatus.SENDING, col(OutboxMessage.lease_until) < lapsed_before
+        ),
+    )
+    query = (
+        select(OutboxMessage)
+        .where(is_due, is_head_of_lane, lane_is_rested, original_is_out, ~method_is_paused)
+        .order_by(
+            col(OutboxMessage.priority).desc(), col(OutboxMessage.next_attempt_at), col(OutboxMessage.id)
+        )
+        .limit(limit)
+    )
+    if for_update:
+        query = query.with_for_update(skip_locked=True, of=OutboxMessage)
+    return query
+
+
 def claim_due(
     session: Session,
     *,
@@ -275,48 +330,9 @@ def claim_due(
     a message that refers to another (an edit, a reply in its thread) waits until that one is out.
     Every message gets its own claim token. Call inside a transaction and commit right after.
     """
-    earlier = aliased(OutboxMessage)
-    recent = aliased(OutboxMessage)
-    original = aliased(OutboxMessage)
-    is_head_of_lane = ~exists().where(
-        col(earlier.lane) == col(OutboxMessage.lane),
-        col(earlier.id) < col(OutboxMessage.id),
-        col(earlier.status).in_(_OPEN),
-    )
-    lane_is_rested = ~exists().where(
-        col(recent.lane) == col(OutboxMessage.lane),
-        col(recent.status) == OutboxStatus.SENT,
-        col(recent.sent_at) > now - lane_interval,
-    )
-    # An edit, a threaded reply or a file that belongs to a message waits until that message is out
-    # (it may be in another lane).
-    original_is_out = ~exists().where(
-        col(original.id) == col(OutboxMessage.refers_to_id), col(original.status).in_(_OPEN)
-    )
-    method_is_paused = exists().where(
-        col(SlackMethodPause.method) == col(OutboxMessage.method), col(SlackMethodPause.until) > now
-    )
-    lapsed_before = case(
-        (col(OutboxMessage.method).in_(RECONCILED_METHODS), now - settle),
-        else_=now,
-    )
-    is_due = or_(
-        and_(col(OutboxMessage.status) == OutboxStatus.PENDING, col(OutboxMessage.next_attempt_at) <= now),
-        and_(
-            col(OutboxMessage.status) == OutboxStatus.SENDING, col(OutboxMessage.lease_until) < lapsed_before
-        ),
-    )
-    query = (
-        select(OutboxMessage)
-        .where(is_due, is_head_of_lane, lane_is_rested, original_is_out, ~method_is_paused)
-        .order_by(
-            col(OutboxMessage.priority).desc(), col(OutboxMessage.next_attempt_at), col(OutboxMessage.id)
-        )
-        .limit(limit)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=OutboxMessage)
-    messages = list(session.execute(query).scalars().all())
+    query = _claim_query(session.get_bind().dialect.name == "postgresql", limit)
+    moments = {"now": now, "rested_after": now - lane_interval, "settled_before": now - settle}
+    messages = list(session.execute(query, moments).scalars().all())
     for message in messages:
         if message.status == OutboxStatus.SENDING and message.method in RECONCILED_METHODS:
             # Its worker vanished mid-delivery: the post may have been made.
