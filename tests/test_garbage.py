@@ -22,11 +22,11 @@ from tests.support.bot import RunningBot
 REQUESTS = 20
 
 
-def environ(bot: RunningBot, text: str, n: int) -> dict[str, Any]:
+def environ(bot: RunningBot, command: str, text: str, n: int) -> dict[str, Any]:
     """A signed slash command straight into the WSGI app (an HTTP client of the tests' own would
     leave objects of its own to count)."""
     factory = bot.client.factory
-    body = factory.slash_command("/arrivals", text, user_id=f"U{n:08d}", channel_id="COPS")
+    body = factory.slash_command(command, text, user_id=f"U{n:08d}", channel_id="COPS")
     return wsgi_environ(SLACK_PATH, body, factory.headers(body))
 
 
@@ -61,15 +61,19 @@ def cyclic_garbage() -> Counter[str]:
 
 
 @pytest.mark.parametrize(
-    ("text", "answer"),
-    [("poland 1", b"poland: 1 arrived"), ("atlantis 5", b"know the country `atlantis`")],
-    ids=["recorded", "refused"],
+    ("command", "text", "answer"),
+    [
+        ("/arrivals", "poland 1", b"poland: 1 arrived"),
+        ("/arrivals", "atlantis 5", b"know the country `atlantis`"),
+        ("/digest", "preview", b"digest preview"),
+    ],
+    ids=["recorded", "refused", "report"],
 )
 def test_a_command_leaves_nothing_for_the_garbage_collector(
-    any_bot: RunningBot, text: str, answer: bytes
+    any_bot: RunningBot, command: str, text: str, answer: bytes
 ) -> None:
     bot = any_bot
-    requests = [environ(bot, text, n) for n in range(REQUESTS + 5)]
+    requests = [environ(bot, command, text, n) for n in range(REQUESTS + 5)]
     for request in requests[:5]:  # caches filled, statements prepared
         answered(bot, request)
     with collector_off():
