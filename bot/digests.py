@@ -47,20 +47,27 @@ class DueReport:
         return bool(self.sent or self.skipped)
 
 
-def coverage_start(session: Session, subscription: DigestSubscription, now: datetime) -> datetime:
-    """Movements are reported since the previous digest of this subscription (within a week)."""
+def coverage(session: Session, subscription: DigestSubscription, now: datetime) -> digests.Window:
+    """Movements are reported since the previous digest of this subscription (within a week); on
+    PostgreSQL, those committed after the snapshot it read."""
     assert subscription.id is not None
     previous = digests.last_sent_run(session, subscription.id)
     if previous is not None and now - previous.claimed_at <= LONGEST_COVERAGE:
-        return previous.claimed_at
-    return now - FIRST_DIGEST_COVERS
+        return digests.since_run(session, previous, now)
+    return digests.Window(now - FIRST_DIGEST_COVERS, now)
 
 
 def build_digest(
     session: Session, config: CommandConfig, subscription: DigestSubscription, now: datetime
 ) -> DigestData:
+    window = coverage(session, subscription, now)
     return gather(
-        session, config, now=now, since=coverage_start(session, subscription, now), scope=subscription.country
+        session,
+        config,
+        now=now,
+        since=window.since,
+        scope=subscription.country,
+        after_snapshot=window.after_snapshot,
     )
 
 
@@ -143,11 +150,20 @@ def _consider(
     # takes a while, and commands must not wait for it. Claimed and queued after, in one short
     # transaction; if another process claimed it meanwhile, this copy is dropped.
     with db.read_session() as session:
-        since = coverage_start(session, subscription, now)
-        data = gather(session, config, now=now, since=since, scope=subscription.country)
+        window = coverage(session, subscription, now)
+        data = gather(
+            session,
+            config,
+            now=now,
+            since=window.since,
+            scope=subscription.country,
+            after_snapshot=window.after_snapshot,
+        )
+        snapshot = digests.current_snapshot(session)  # the next digest reports what this one could not see
     reply = render(data, config.zone)
     with db.session() as session:
-        run = _run(subscription, day, due, now, DigestRunStatus.SENT, covers_from=since)
+        run = _run(subscription, day, due, now, DigestRunStatus.SENT, covers_from=window.since)
+        run.snapshot = snapshot
         if not digests.claim_run(session, run):
             return  # another process has it
         message = outbox.post_message(

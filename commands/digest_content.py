@@ -77,7 +77,11 @@ def gather(
     now: datetime,
     since: datetime,
     scope: str | None,
+    after_snapshot: str | None = None,
 ) -> DigestData:
+    """What a digest shows at `now`; its "since" sections cover `since` to `now`, or on PostgreSQL the
+    rows committed after `after_snapshot`, the snapshot the previous digest read (storage.digests.Window)."""
+    window = digests.Window(since, now, after_snapshot)
     level, notice = current_level(session, config.alert_scale)
     notified: list[str] = []
     acknowledged: dict[str, tuple[str, datetime]] = {}
@@ -99,8 +103,8 @@ def gather(
         now=now,
         since=since,
         statuses=totals.deployment_status(session, scope),
-        movements=digests.movement_totals_between(session, since, now, scope),
-        pledge_changes=digests.pledge_changes_between(session, since, now, scope),
+        movements=digests.movement_totals_between(session, window, scope),
+        pledge_changes=digests.pledge_changes_between(session, window, scope),
         last_heard=digests.last_movement_at(session),
         level=level,
         notice=notice,

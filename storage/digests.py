@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
+from typing import Any
 
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import ColumnElement, Select, TextClause, case, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -103,21 +104,96 @@ class MovementTotals:
     entries: int = 0
 
 
+@dataclass(frozen=True)
+class Window:
+    """Which ledger rows a digest's "since" sections report; each row is in exactly one digest.
+
+    SQLite: the rows timed in [since, until); the next digest starts at this one's `until`. A report's
+    snapshot is taken in a turn of the single writer, where every row timed before it is committed
+    (storage.db.Database.read_session), so no row timed in a window commits after it was read.
+
+    PostgreSQL: commands commit concurrently, and a row timed before a digest's moment may commit after
+    its snapshot. So a digest reports the rows its snapshot sees from `since` on (no upper bound: what
+    it sees, it reports) and stores that snapshot; the next one reports the rows its own snapshot sees
+    and that one did not (`after_snapshot`, by transaction id: commit order, not time).
+    """
+
+    since: datetime
+    until: datetime
+    after_snapshot: str | None = None
+
+
+# Built once, their values bound when they run (see _committed_after).
+_CURRENT_SNAPSHOT = text("SELECT pg_current_snapshot()::text")
+_NOT_AHEAD = text(
+    "SELECT pg_snapshot_xmax(CAST(:snapshot AS pg_snapshot)) <= pg_snapshot_xmax(pg_current_snapshot())"
+)
+
+# Longer than any transaction can stay open: a row committed after a snapshot was timed at most this
+# long before it. Only narrows the rows the snapshot test looks at (to those an index finds).
+LONGEST_TRANSACTION = timedelta(days=1)
+
+
+def current_snapshot(session: Session) -> str | None:
+    """The snapshot this (REPEATABLE READ) transaction reads, as `pg_snapshot` text; None on SQLite."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    return str(session.execute(_CURRENT_SNAPSHOT).scalar_one())
+
+
+def since_run(session: Session, previous: DigestRun, until: datetime) -> Window:
+    """The window of a digest that follows `previous`: by commit order where its snapshot can be used."""
+    after = previous.snapshot
+    if after is not None and not _from_this_history(session, after):
+        after = None  # stored before the database was restored elsewhere: by time, this once
+    return Window(previous.claimed_at, until, after)
+
+
+def _from_this_history(session: Session, snapshot: str) -> bool:
+    """False for a snapshot "from the future": a dump restored into another cluster (whose
+    transaction ids start over) keeps the stored snapshots but not their meaning."""
+    return bool(session.execute(_NOT_AHEAD, {"snapshot": snapshot}).scalar_one())
+
+
+def _in_window(session: Session, table: str, created_at: Any, window: Window) -> list[ColumnElement[bool]]:
+    """The conditions; a snapshot is bound when the query runs (`_window_parameters`)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return [created_at >= window.since, created_at < window.until]
+    if window.after_snapshot is None:
+        return [created_at >= window.since]
+    return [created_at >= window.since - LONGEST_TRANSACTION, _committed_after(table)]
+
+
+def _window_parameters(window: Window) -> dict[str, str]:
+    return {} if window.after_snapshot is None else {"after_snapshot": window.after_snapshot}
+
+
+@cache
+def _committed_after(table: str) -> TextClause:
+    """Built once per table, its snapshot bound when the query runs: bound into the clause
+    (`.bindparams`), each preview left ~24 objects in reference cycles (tests/test_garbage.py)."""
+    return text(
+        f"{table}.txid >= pg_snapshot_xmin(CAST(:after_snapshot AS pg_snapshot)) "
+        f"AND NOT pg_visible_in_snapshot({table}.txid, CAST(:after_snapshot AS pg_snapshot))"
+    )
+
+
 def movement_totals_between(
-    session: Session, since: datetime, until: datetime, country: str | None = None
+    session: Session, window: Window, country: str | None = None
 ) -> dict[str, MovementTotals]:
-    """Arrivals and departures per country recorded in [since, until) (undo rows count negatively)."""
+    """Arrivals and departures per country recorded in the window (undo rows count negatively)."""
     arrived = func.sum(case((col(Movement.kind) == MovementKind.ARRIVAL, col(Movement.count)), else_=0))
     departed = func.sum(case((col(Movement.kind) == MovementKind.DEPARTURE, col(Movement.count)), else_=0))
     query = (
         select(col(Movement.country), arrived, departed, func.count())
-        .where(col(Movement.created_at) >= since, col(Movement.created_at) < until)
+        .where(*_in_window(session, "movement", col(Movement.created_at), window))
         .group_by(col(Movement.country))
     )
     if country is not None:
         query = query.where(col(Movement.country) == country)
     return {
-        code: MovementTotals(int(a or 0), int(d or 0), int(n)) for code, a, d, n in session.execute(query)
+        code: MovementTotals(int(a or 0), int(d or 0), int(n))
+        for code, a, d, n in session.execute(query, _window_parameters(window))
     }
 
 
@@ -132,18 +208,18 @@ class PledgeChange:
 
 
 def pledge_changes_between(
-    session: Session, since: datetime, until: datetime, country: str | None = None, limit: int = 200
+    session: Session, window: Window, country: str | None = None, limit: int = 200
 ) -> list[PledgeChange]:
     query = (
         select(Pledge)
-        .where(col(Pledge.created_at) >= since, col(Pledge.created_at) < until)
+        .where(*_in_window(session, "pledge", col(Pledge.created_at), window))
         .order_by(col(Pledge.id))
         .limit(limit)
     )
     if country is not None:
         query = query.where(col(Pledge.country) == country)
     changes: list[PledgeChange] = []
-    for pledge in session.execute(query).scalars().all():
+    for pledge in session.execute(query, _window_parameters(window)).scalars().all():
         changes.append(
             PledgeChange(
                 pledge.country,

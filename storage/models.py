@@ -384,6 +384,9 @@ class DigestRun(SQLModel, table=True):
     status: DigestRunStatus = Field(sa_type=String(16))
     reason: str | None = Field(default=None, max_length=300)
     covers_from: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # PostgreSQL: the snapshot the digest was read on (`pg_snapshot` text); the next one reports the
+    # rows committed after it (storage.digests.Window).
+    snapshot: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     message_id: int | None = Field(default=None, foreign_key="outbox.id")
 
 
@@ -415,3 +418,16 @@ class HomeRefresh(SQLModel, table=True):
 
     id: int = Field(default=1, primary_key=True)
     refreshed_at: datetime = Field(sa_type=UTCDateTime)
+
+
+# Columns the database keeps that the models leave unmapped: on PostgreSQL each ledger row's
+# `txid` (`xid8`, defaulting to `pg_current_xact_id()`, migration 0014) tells in which snapshots
+# it is visible — the digest's window (storage.digests.Window). No model field: the ORM never
+# writes them and SQLite has no such type.
+SERVER_KEPT_COLUMNS = frozenset({("movement", "txid"), ("pledge", "txid")})
+
+
+def is_modelled(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    """Alembic's `include_object`: schema comparisons skip SERVER_KEPT_COLUMNS."""
+    table = getattr(getattr(obj, "table", None), "name", None)
+    return not (type_ == "column" and (table, name) in SERVER_KEPT_COLUMNS)

@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import Engine, text
 from sqlmodel import SQLModel
 
-import storage.models  # noqa: F401  (registers the tables on the metadata)
+from storage.models import is_modelled  # (importing it registers the tables on the metadata)
 
 MIGRATION_LOCK_KEY = 7_041_992_001  # any constant: serializes concurrent starts on PostgreSQL
 
@@ -25,6 +25,7 @@ def run_migrations_online() -> None:
                 target_metadata=SQLModel.metadata,
                 render_as_batch=connection.dialect.name == "sqlite",
                 compare_type=True,
+                include_object=is_modelled,
             )
             with context.begin_transaction():
                 context.run_migrations()
