@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from bot.outbox_jobs import JOBS
+from bot.outbox_jobs import JOB_METHODS
 from bot.outbox_worker import OPS_CHANNEL_ISSUE, FailureHook, IssueHook
 from bot.slack_errors import advice_for
 from commands.blocks import Block, escape, section
@@ -61,7 +61,7 @@ def report_failures_to(ops_channel: str | None) -> FailureHook:
             log.error("UNDELIVERED %s: %s (set LIAISON_OPS_CHANNEL to have ops told)", where, error)
             return
         if message.lane != ops_channel:
-            describe = job_failure_report if message.method in JOBS else delivery_failure_report
+            describe = job_failure_report if message.method in JOB_METHODS else delivery_failure_report
             text, blocks = describe(message, error)
             outbox.post_message(
                 session, ops_channel, text=text, blocks=blocks, now=now, purpose=FAILURE_REPORT

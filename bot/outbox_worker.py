@@ -112,8 +112,10 @@ class OutboxWorker:
         tokens: TokenSource | None = None,
         poll_interval: float = 1.0,
         jitter: Callable[[], float] | None = None,
+        jobs: Mapping[str, outbox_jobs.Prepare] | None = None,
     ) -> None:
         self._db = db
+        self._jobs = outbox_jobs.jobs(exports_apart=True) if jobs is None else jobs
         self._client = client
         self._clock = clock
         self._http = http or httpx.Client(timeout=10.0)
@@ -238,7 +240,7 @@ class OutboxWorker:
     # -- one message ------------------------------------------------------------------------------
 
     def _deliver(self, message: OutboxMessage) -> None:
-        job = outbox_jobs.JOBS.get(message.method)
+        job = self._jobs.get(message.method)
         if job is not None:
             self._run_job(message, job)
             return

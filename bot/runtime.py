@@ -9,6 +9,7 @@ from datetime import timedelta
 import httpx
 from slack_sdk import WebClient
 
+from bot import outbox_jobs
 from bot.delivery_failures import report_failures_to, report_issues_to
 from bot.outbox_worker import DeliveryPolicy, OutboxWorker
 from bot.settings import Settings
@@ -128,6 +129,7 @@ def build_runtime(
         on_issue=report_issues_to(config.ops_channel),
         ops_channel=config.ops_channel,
         tokens=tokens,
+        jobs=outbox_jobs.jobs(exports_apart=settings.export_process),
     )
     return Runtime(
         settings=settings, db=db, clock=clock, config=config, client=client, outbox=worker, tokens=tokens

@@ -128,6 +128,11 @@ class Settings(BaseSettings):
     scheduler: bool = Field(
         default=True, validation_alias=_env("LIAISON_SCHEDULER", "scheduler")
     )  # off: no in-process scheduled jobs (web-only processes; digests then via `liaison digest send-due`)
+    # off: exports are built on the outbox worker's thread rather than in a process of their own
+    # (bot/outbox_jobs.py), where they slow every command of the process while they run.
+    export_process: bool = Field(
+        default=True, validation_alias=_env("LIAISON_EXPORT_PROCESS", "export_process")
+    )
     # `liaison serve` keeps each process on one CPU of its own (bot/cpu.py); off: where the system puts it.
     pin_cpu: bool = Field(default=True, validation_alias=_env("LIAISON_PIN_CPU", "pin_cpu"))
     digest_grace_minutes: int = Field(

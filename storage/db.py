@@ -287,6 +287,13 @@ class Database:
             return self._group.unit(lock_timeout_ms)
         return self._pooled_session(lock_timeout_ms, durable)
 
+    def url_for_another_process(self) -> str | None:
+        """The URL another process opens this database with (password included: never log it);
+        None for SQLite in memory, which only this process can see."""
+        if self._shared_connection:
+            return None
+        return self.engine.url.render_as_string(hide_password=False)
+
     @property
     def one_writer(self) -> bool:
         """Whether writers take turns (SQLite): a long transaction there delays every command."""

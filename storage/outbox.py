@@ -30,7 +30,7 @@ UPDATE_MESSAGE = "chat.update"
 PUBLISH_VIEW = "views.publish"
 RESPONSE_URL = "response_url"
 UPLOAD_FILE = "files.upload"  # files_upload_v2: getUploadURLExternal, the bytes, completeUploadExternal
-# Not a Slack call: work done after a command's acknowledgement (bot/outbox_jobs.JOBS) that queues
+# Not a Slack call: work done after a command's acknowledgement (bot/outbox_jobs.jobs) that queues
 # the calls it needs in the transaction marking it done. The outbox gives it durability, one worker
 # at a time (the lease) and retries.
 BUILD_EXPORT = "liaison.build_export"

@@ -7,12 +7,14 @@ import io
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot import outbox_jobs
 from storage import exports as storage_exports
 from storage import outbox
 from storage.exports import BOM, neutralise, to_csv
@@ -128,10 +130,62 @@ def test_export_of_one_country_and_refusal_for_others(bot: RunningBot) -> None:
     assert len(bot.slack.uploaded_files()) == uploads  # nothing was queued
 
 
-def test_an_export_is_written_after_the_acknowledgement_and_never_holds_up_a_command(
+@pytest.fixture
+def bot_exporting_in_its_thread(
+    migrated_database_url: str, slack: SlackStandIn, signing_secret: str
+) -> Iterator[RunningBot]:
+    """`LIAISON_EXPORT_PROCESS=off`: the export is read on the outbox worker's thread, where a test
+    can reach into it (and where a long read is most likely to hold others up)."""
+    with running_bot(migrated_database_url, slack, signing_secret, export_process=False) as bot:
+        yield bot
+
+
+def test_an_export_is_built_in_a_process_of_its_own(
     any_bot: RunningBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Read and written on the worker's thread, an export held the interpreter from every command of
+    the process while it ran (bench/RESULTS.md); it is built in a process of its own."""
     bot = any_bot
+    record_some(bot)
+
+    def not_here(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("the export was built in the bot's own process")
+
+    monkeypatch.setattr(outbox_jobs, "export_files", not_here)
+    bot.reply("/liaison", "export", user_id=ADMIN, channel_id="COPS")
+    bot.deliver()
+    files = bot.slack.uploaded_files("DADMIN")
+    assert len(files) == 6
+    movements = next(f for f in files if "movements" in f.filename)
+    assert {row["country"] for row in parse(movements.content or b"")} == {"PL", "ES"}
+
+
+def test_an_export_that_fails_in_its_process_is_reported_to_ops(
+    sqlite_url: str, slack: SlackStandIn, signing_secret: str
+) -> None:
+    with running_bot(sqlite_url, slack, signing_secret, ops_channel="C0OPSROOM") as bot:
+        with bot.runtime.db.session() as session:  # a job its process cannot do: no such time zone
+            outbox.build_export(
+                session,
+                user=ADMIN,
+                country=None,
+                what="all countries",
+                zone="Atlantis/Capital",
+                stamp="2026-07-20",
+                now=bot.runtime.clock.now(),
+            )
+        for _ in range(10):
+            bot.deliver()
+            bot.advance(minutes=1)
+        [report] = bot.slack.messages("C0OPSROOM")
+        assert "ZoneInfoNotFoundError" in report["text"]
+        assert bot.slack.uploaded_files() == []
+
+
+def test_an_export_is_written_after_the_acknowledgement_and_never_holds_up_a_command(
+    bot_exporting_in_its_thread: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bot = bot_exporting_in_its_thread
     record_some(bot)
     real_rows = storage_exports.movements_rows
     meanwhile = TypedMeanwhile(bot, "/arrivals", "italy 3", user_id=ADMIN, channel_id="COPS")
@@ -189,7 +243,7 @@ def test_an_export_that_cannot_be_written_is_reported_to_ops(
         raise ValueError("a corrupt row")
 
     monkeypatch.setattr(storage_exports, "incidents_rows", broken)
-    with running_bot(sqlite_url, slack, signing_secret, ops_channel="C0OPSROOM") as bot:
+    with running_bot(sqlite_url, slack, signing_secret, ops_channel="C0OPSROOM", export_process=False) as bot:
         bot.reply("/liaison", "export spain", user_id=ADMIN, channel_id="COPS")
         for _ in range(10):
             bot.deliver()
