@@ -150,19 +150,11 @@ def _consider(
     # takes a while, and commands must not wait for it. Claimed and queued after, in one short
     # transaction; if another process claimed it meanwhile, this copy is dropped.
     with db.read_session() as session:
-        window = coverage(session, subscription, now)
-        data = gather(
-            session,
-            config,
-            now=now,
-            since=window.since,
-            scope=subscription.country,
-            after_snapshot=window.after_snapshot,
-        )
+        data = build_digest(session, config, subscription, now)
         snapshot = digests.current_snapshot(session)  # the next digest reports what this one could not see
     reply = render(data, config.zone)
     with db.session() as session:
-        run = _run(subscription, day, due, now, DigestRunStatus.SENT, covers_from=window.since)
+        run = _run(subscription, day, due, now, DigestRunStatus.SENT, covers_from=data.since)
         run.snapshot = snapshot
         if not digests.claim_run(session, run):
             return  # another process has it

@@ -50,6 +50,12 @@ def digests_in(slack: SlackStandIn, channel: str = CHANNEL) -> list[dict[str, An
     return [m for m in slack.messages(channel) if "digest" in m.get("text", "").lower()]
 
 
+def delivered_digests(bot: RunningBot) -> list[str]:
+    """Every digest sent to CHANNEL so far, delivered now, as text."""
+    bot.deliver()
+    return [reply_text(m) for m in digests_in(bot.slack)]
+
+
 def runs(bot: RunningBot) -> list[DigestRun]:
     return sorted(bot.rows(DigestRun), key=lambda r: r.local_date)
 
@@ -313,8 +319,7 @@ def test_a_digest_after_a_restore_into_another_postgresql_server_reports_by_time
         bot.reply("/arrivals", "italy 11", user_id=ADMIN, channel_id="COPS")
         bot.advance(hours=22)
         run_digests(bot.runtime)
-        bot.deliver()
-        texts = [reply_text(m) for m in digests_in(bot.slack)]
+        texts = delivered_digests(bot)
         assert len(texts) == 2
         assert "Italy: +11 arrived" in texts[1]
 
@@ -465,8 +470,7 @@ def test_a_movement_recorded_at_the_digests_very_moment_is_in_exactly_one_digest
     bot.reply("/arrivals", "spain 2", user_id=ADMIN, channel_id="COPS")
     bot.advance(days=1)
     run_digests(bot.runtime)
-    bot.deliver()
-    texts = [reply_text(m) for m in digests_in(bot.slack)]
+    texts = delivered_digests(bot)
     assert len(texts) == 2
     assert sum("Poland: +5 arrived" in text for text in texts) == 1
     assert sum("Spain: +2 arrived" in text for text in texts) == 1
@@ -525,8 +529,7 @@ def test_an_arrival_committing_as_a_digest_starts_is_reported_exactly_once(
     assert "Spain: 7 arrived" in reply_text(replies[0])
     bot.advance(days=1)
     run_digests(bot.runtime)
-    bot.deliver()
-    texts = [reply_text(m) for m in digests_in(bot.slack)]
+    texts = delivered_digests(bot)
     assert len(texts) == 2
     assert sum("Spain: +7 arrived" in text for text in texts) == 1  # in one of them, never lost
 
