@@ -79,8 +79,9 @@ def gather(
     scope: str | None,
     after_snapshot: str | None = None,
 ) -> DigestData:
-    """What a digest shows at `now`; its "since" sections cover `since` to `now`, or on PostgreSQL the
-    rows committed after `after_snapshot`, the snapshot the previous digest read (storage.digests.Window)."""
+    """What a digest shows at `now`. Its "since" sections: the rows of storage.digests.Window — from
+    `since` to `now` on SQLite; on PostgreSQL what this snapshot sees from `since` on, or, after a
+    digest that stored its snapshot (`after_snapshot`), what that snapshot did not see."""
     window = digests.Window(since, now, after_snapshot)
     level, notice = current_level(session, config.alert_scale)
     notified: list[str] = []
