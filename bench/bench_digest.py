@@ -38,6 +38,7 @@ from commands.digest_chart import render_chart  # noqa: E402
 from commands.digest_content import gather, render  # noqa: E402
 from commands.local_times import due_moment, parse_time_of_day  # noqa: E402
 from storage.db import Database  # noqa: E402
+from storage.digests import Window  # noqa: E402
 from storage.models import DigestSubscription  # noqa: E402
 
 SEND_AT = "07:00"
@@ -68,7 +69,7 @@ def build_ms(db: Database, config: CommandConfig, now: datetime, scope: str | No
     for _ in range(samples):
         before = time.perf_counter()
         with db.read_session() as session:
-            data = gather(session, config, now=now, since=now - timedelta(hours=24), scope=scope)
+            data = gather(session, config, window=Window(now - timedelta(hours=24), now), scope=scope)
         render(data, config.zone)
         timings.append((time.perf_counter() - before) * 1000)
     return statistics.median(timings)
@@ -76,7 +77,7 @@ def build_ms(db: Database, config: CommandConfig, now: datetime, scope: str | No
 
 def chart_ms(db: Database, config: CommandConfig, now: datetime, samples: int) -> float:
     with db.read_session() as session:
-        data = gather(session, config, now=now, since=now, scope=None)
+        data = gather(session, config, window=Window(now, now), scope=None)
     timings = []
     for _ in range(samples):
         before = time.perf_counter()

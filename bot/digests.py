@@ -60,15 +60,7 @@ def coverage(session: Session, subscription: DigestSubscription, now: datetime) 
 def build_digest(
     session: Session, config: CommandConfig, subscription: DigestSubscription, now: datetime
 ) -> DigestData:
-    window = coverage(session, subscription, now)
-    return gather(
-        session,
-        config,
-        now=now,
-        since=window.since,
-        scope=subscription.country,
-        after_snapshot=window.after_snapshot,
-    )
+    return gather(session, config, window=coverage(session, subscription, now), scope=subscription.country)
 
 
 class _ChartCache:
@@ -84,7 +76,9 @@ class _ChartCache:
         if scope not in self._charts:
             try:
                 with self._db.read_session() as session:
-                    data = gather(session, self._config, now=self._now, since=self._now, scope=scope)
+                    data = gather(
+                        session, self._config, window=digests.Window(self._now, self._now), scope=scope
+                    )
                 self._charts[scope] = render_chart(data)
             except Exception:  # the digest goes out without its picture rather than not at all
                 log.exception("could not draw the digest chart for %s", scope or "all countries")

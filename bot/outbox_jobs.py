@@ -45,8 +45,7 @@ def prepare_export(db: Database, payload: dict[str, Any], *, apart: bool = True)
     zone, country, stamp = str(payload["zone"]), payload.get("country"), str(payload["stamp"])
     url = db.url_for_another_process() if apart else None
     if url is None:
-        with db.read_session() as session:
-            files = export_files(session, ZoneInfo(zone), country, stamp)
+        files = _read_export(db, zone, country, stamp)
     else:
         files = _in_a_process_of_its_own(partial(_export_files_at, url, zone, country, stamp))
     user, what = str(payload["user"]), str(payload["what"])
@@ -80,10 +79,14 @@ def _export_files_at(url: str, zone: str, country: str | None, stamp: str) -> li
     """Run in the export's own process: the database opened afresh, read from one snapshot."""
     db = Database.from_url(url)
     try:
-        with db.read_session() as session:
-            return export_files(session, ZoneInfo(zone), country, stamp)
+        return _read_export(db, zone, country, stamp)
     finally:
         db.dispose()
+
+
+def _read_export(db: Database, zone: str, country: str | None, stamp: str) -> list[CsvFile]:
+    with db.read_session() as session:
+        return export_files(session, ZoneInfo(zone), country, stamp)
 
 
 def _in_a_process_of_its_own(work: Callable[[], list[CsvFile]]) -> list[CsvFile]:

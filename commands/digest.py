@@ -243,20 +243,16 @@ def preview(ctx: CommandContext) -> ReadReply:
 
     def render_preview(session: Session) -> Reply:
         existing = digests.subscription_of(session, caller.channel_id)
+        window = digests.Window(now - PREVIEW_COVERS, now)
         if existing is not None and existing.active:
             from_previous = digests.last_sent_run(session, existing.id) if existing.id is not None else None
-            window = (
-                digests.since_run(session, from_previous, now)
-                if from_previous is not None
-                else digests.Window(now - PREVIEW_COVERS, now)
-            )
-            since, after_snapshot = window.since, window.after_snapshot
+            if from_previous is not None:
+                window = digests.since_run(session, from_previous, now)
             scope = existing.country
         else:
-            since, after_snapshot = now - PREVIEW_COVERS, None
             link = None if _is_dm(caller.channel_id) else directory.link_of(session, caller.channel_id)
             scope = link.country if link is not None else None
-        data = gather(session, config, now=now, since=since, scope=scope, after_snapshot=after_snapshot)
+        data = gather(session, config, window=window, scope=scope)
         reply = render(data, config.zone, title="Digest preview")
         reply.blocks.insert(
             1, context(":eyes: Only you see this preview; the scheduled digest also carries a chart.")

@@ -74,15 +74,12 @@ def gather(
     session: Session,
     config: CommandConfig,
     *,
-    now: datetime,
-    since: datetime,
+    window: digests.Window,
     scope: str | None,
-    after_snapshot: str | None = None,
 ) -> DigestData:
-    """What a digest shows at `now`. Its "since" sections: the rows of storage.digests.Window — from
-    `since` to `now` on SQLite; on PostgreSQL what this snapshot sees from `since` on, or, after a
-    digest that stored its snapshot (`after_snapshot`), what that snapshot did not see."""
-    window = digests.Window(since, now, after_snapshot)
+    """What a digest shows at the end of its window (`window.until`, its "now"); its "since"
+    sections hold the window's rows (storage.digests.Window says which, on each store)."""
+    now, since = window.until, window.since
     level, notice = current_level(session, config.alert_scale)
     notified: list[str] = []
     acknowledged: dict[str, tuple[str, datetime]] = {}

@@ -23,7 +23,7 @@ from commands.digest_chart import render_chart
 from commands.digest_content import DigestData, gather, render, silent_countries
 from commands.incident_feed import IncidentSummary
 from storage.db import Database
-from storage.digests import MovementTotals, PledgeChange
+from storage.digests import MovementTotals, PledgeChange, Window
 from storage.ledger import Bucket, CountryStatus
 from storage.models import AlertNotice, Pledge
 
@@ -56,7 +56,7 @@ def db() -> Iterator[Database]:
 
 def morning(db: Database) -> DigestData:
     with db.session() as session:
-        data = gather(session, CONFIG, now=NOW, since=NOW - timedelta(hours=24), scope=None)
+        data = gather(session, CONFIG, window=Window(NOW - timedelta(hours=24), NOW), scope=None)
     notice = AlertNotice(
         id=3,
         level="urgence",
@@ -182,7 +182,7 @@ def test_200_country_chart_is_a_sensible_png() -> None:
 
 def test_one_countrys_digest(db: Database) -> None:
     with db.session() as session:
-        data = gather(session, CONFIG, now=NOW, since=NOW - timedelta(hours=24), scope="PL")
+        data = gather(session, CONFIG, window=Window(NOW - timedelta(hours=24), NOW), scope="PL")
     readable = render_message(render(data, PARIS).to_message())
     assert readable.startswith("Poland — Morning digest")
     assert "By capability" in readable
