@@ -25,9 +25,15 @@ ISSUE_REPORT = "issue_report"
 
 def delivery_failure_report(message: OutboxMessage, error: str) -> tuple[str, list[Block]]:
     """What ops read when a message can never be delivered (e.g. Liaison is not in the channel)."""
-    where = f"<#{message.lane}>" if message.lane[:1] in ("C", "G", "D") else f"`{escape(message.lane)}`"
     code = error.split(":", 1)[0]
-    text = f":warning: Liaison could not deliver a message to {where}: `{escape(error)}`. {advice_for(code)}"
+    if message.method == outbox.UPLOAD_FILE:
+        payload = outbox.payload_of(message)
+        to = f"<#{payload['channel']}>" if payload.get("channel") else mention(str(payload.get("user", "")))
+        what = f"the file `{escape(str(payload.get('filename', '')))}` to {to}"
+    else:
+        lane = message.lane
+        what = "a message to " + (f"<#{lane}>" if lane[:1] in ("C", "G", "D") else f"`{escape(lane)}`")
+    text = f":warning: Liaison could not deliver {what}: `{escape(error)}`. {advice_for(code)}"
     return text, [section(text)]
 
 

@@ -18,6 +18,7 @@ import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -28,26 +29,38 @@ from sqlmodel import Session
 from commands.common import plural
 from storage import outbox
 from storage.db import Database
-from storage.exports import CsvFile, export_files
+from storage.exports import export_files
+from storage.files import store as store_file
 
 log = logging.getLogger(__name__)
 
 Finish = Callable[[Session, datetime], None]
-Prepare = Callable[[Database, dict[str, Any]], Finish]
+Prepare = Callable[[Database, dict[str, Any], datetime], Finish]
 
 
-def prepare_export(db: Database, payload: dict[str, Any], *, apart: bool = True) -> Finish:
+@dataclass(frozen=True)
+class ExportedFile:
+    """An export's file, stored (storage.files) under `key`."""
+
+    filename: str
+    title: str
+    rows: int
+    key: str
+
+
+def prepare_export(db: Database, payload: dict[str, Any], now: datetime, *, apart: bool = True) -> Finish:
     """`/liaison export`: the CSV files, read from one snapshot, uploaded to the requester's DM.
 
     Built here rather than in the command: on a ledger of a million rows that takes tens of seconds,
     which in the command's transaction held every other command back and outlasted Slack's 3 s.
-    `apart`: in a process of its own, where the database can be opened from another process."""
+    `apart`: in a process of its own, where the database can be opened from another process. The
+    files are stored in parts there too, so `finish` only queues their uploads."""
     zone, country, stamp = str(payload["zone"]), payload.get("country"), str(payload["stamp"])
     url = db.url_for_another_process() if apart else None
     if url is None:
-        files = _read_export(db, zone, country, stamp)
+        files = _export(db, zone, country, stamp, now)
     else:
-        files = _in_a_process_of_its_own(partial(_export_files_at, url, zone, country, stamp))
+        files = _in_a_process_of_its_own(partial(_export_at, url, zone, country, stamp, now))
     user, what = str(payload["user"]), str(payload["what"])
     summary = f":package: Liaison's export for {what}: " + ", ".join(
         f"`{file.filename}` ({plural(file.rows, 'row')})" for file in files
@@ -60,7 +73,7 @@ def prepare_export(db: Database, payload: dict[str, Any], *, apart: bool = True)
                 user=user,
                 filename=file.filename,
                 title=f"{file.title} — {what}",
-                content=file.content,
+                stored=file.key,
                 now=now,
                 initial_comment=summary if index == 0 else None,
             )
@@ -75,21 +88,26 @@ def jobs(*, exports_apart: bool) -> dict[str, Prepare]:
 JOB_METHODS = frozenset(jobs(exports_apart=True))  # outbox methods that are jobs of ours
 
 
-def _export_files_at(url: str, zone: str, country: str | None, stamp: str) -> list[CsvFile]:
-    """Run in the export's own process: the database opened afresh, read from one snapshot."""
+def _export_at(url: str, zone: str, country: str | None, stamp: str, now: datetime) -> list[ExportedFile]:
+    """Run in the export's own process: the database opened afresh."""
     db = Database.from_url(url)
     try:
-        return _read_export(db, zone, country, stamp)
+        return _export(db, zone, country, stamp, now)
     finally:
         db.dispose()
 
 
-def _read_export(db: Database, zone: str, country: str | None, stamp: str) -> list[CsvFile]:
+def _export(db: Database, zone: str, country: str | None, stamp: str, now: datetime) -> list[ExportedFile]:
+    """Read from one snapshot, then stored file by file."""
     with db.read_session() as session:
-        return export_files(session, ZoneInfo(zone), country, stamp)
+        built = export_files(session, ZoneInfo(zone), country, stamp)
+    return [
+        ExportedFile(file.filename, file.title, file.rows, store_file(db, file.content, now=now))
+        for file in built
+    ]
 
 
-def _in_a_process_of_its_own(work: Callable[[], list[CsvFile]]) -> list[CsvFile]:
+def _in_a_process_of_its_own(work: Callable[[], list[ExportedFile]]) -> list[ExportedFile]:
     # Spawned, not forked: the bot's process has threads (and connections) a fork would copy mid-use.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_in_the_background) as pool:

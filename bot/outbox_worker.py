@@ -36,7 +36,7 @@ from bot import outbox_jobs, reconcile
 from bot.slack_errors import ErrorKind, advice_for, classify
 from bot.tokens import StaticToken, TokenError, TokenSource, client_with
 from bot.uploads import upload_file
-from storage import outbox
+from storage import files, outbox
 from storage.clock import Clock
 from storage.db import Database
 from storage.models import OutboxMessage, OutboxStatus
@@ -266,7 +266,7 @@ class OutboxWorker:
         """A job of ours, not a Slack call: prepared outside any transaction (its lease renewed
         meanwhile), finished in the transaction that marks it done, or not at all."""
         try:
-            finish = prepare(self._db, outbox.payload_of(message))
+            finish = prepare(self._db, outbox.payload_of(message), self._clock.now())
         except Exception as error:
             log.exception("outbox job %s (%s) failed", message.id, message.method)
             self._retry(message, _Retry(f"unexpected: {type(error).__name__}", kind=ErrorKind.UNKNOWN))
@@ -385,8 +385,17 @@ class OutboxWorker:
         if message.method == outbox.UPLOAD_FILE:
             if message.refers_to_id is not None:  # the message the file belongs to goes first
                 payload["thread_ts"] = self._delivered(message.refers_to_id)[1]
-            return _slack(lambda: upload_file(client, payload))
+            content = self._upload_content(payload)
+            return _slack(lambda: upload_file(client, payload, content))
         raise _Fail(f"unknown outbox method {message.method}")
+
+    def _upload_content(self, payload: dict[str, Any]) -> bytes:
+        # Read from a snapshot: a large stored file never holds the writer's turn (SQLite).
+        try:
+            with self._db.read_session() as session:
+                return outbox.upload_content(session, payload)
+        except files.MissingFile as error:
+            raise _Fail(f"file_missing: {error}") from None
 
     def _post(
         self, message: OutboxMessage, payload: dict[str, Any], client: WebClient

@@ -21,6 +21,7 @@ from bot.digests import DueReport, send_due
 from bot.incidents import run_incident_timers
 from bot.runtime import Runtime
 from commands.notices import send_reminders
+from storage import files as stored_files
 from storage.housekeeping import prune
 from storage.replays import forget_expired
 
@@ -72,7 +73,8 @@ def run_home_refresh(runtime: Runtime) -> int:
 def run_housekeeping(runtime: Runtime) -> int:
     now = runtime.clock.now()
     with runtime.db.session() as session:
-        return prune(session, now - BOOKKEEPING_RETENTION) + forget_expired(session, now)
+        pruned = prune(session, now - BOOKKEEPING_RETENTION) + forget_expired(session, now)
+    return pruned + stored_files.prune(runtime.db, now)
 
 
 def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
@@ -109,7 +111,7 @@ def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
             HOUSEKEEPING_JOB,
             run_housekeeping,
             CronTrigger(minute=17, timezone=zone),
-            "prune old event ids, command log and request signatures",
+            "prune old event ids, command log, request signatures and uploaded files",
         ),
     ]
     for job_id, job, trigger, name in jobs:

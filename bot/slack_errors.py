@@ -149,6 +149,8 @@ ADVICE = {
     "SLACK_CLIENT_SECRET, SLACK_REFRESH_TOKEN) or set a fresh SLACK_BOT_TOKEN.",
     "account_inactive": "The bot user was deactivated: reinstall the app.",
     "missing_scope": "The app lacks a scope it needs: reinstall it from manifest.yml.",
+    # Ours, not Slack's: an upload whose stored content (storage.files) was deleted before it went.
+    "file_missing": "The file's content was deleted before it could be sent: ask for it again.",
 }
 
 

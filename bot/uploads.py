@@ -3,15 +3,14 @@ a POST of the bytes to the returned URL, completeUploadExternal sharing it into 
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.web import SlackResponse
 
 
-def upload_file(client: WebClient, payload: dict[str, Any]) -> SlackResponse:
-    """Upload the payload's file; Slack's answer to files.completeUploadExternal, with the channel the
+def upload_file(client: WebClient, payload: dict[str, Any], content: bytes) -> SlackResponse:
+    """Upload `content` as the payload's file; Slack's answer to files.completeUploadExternal, with the channel the
     file went to as `channel`. Slack errors propagate as SlackApiError, network errors as OSError."""
     channel = payload.get("channel")
     if not channel:
@@ -23,7 +22,7 @@ def upload_file(client: WebClient, payload: dict[str, Any]) -> SlackResponse:
         channel=channel,
         filename=str(payload["filename"]),
         title=str(payload.get("title") or payload["filename"]),
-        content=base64.b64decode(payload["content_base64"]),
+        content=content,
         initial_comment=payload.get("initial_comment"),
         thread_ts=thread_ts,
     )

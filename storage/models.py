@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, Index, SmallInteger, String, Text, UniqueConstraint, false
+from sqlalchemy import Column, Index, LargeBinary, SmallInteger, String, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime
@@ -166,6 +166,29 @@ class OutboxMessage(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=500)
     slack_channel: str | None = Field(default=None, max_length=32)
     slack_ts: str | None = Field(default=None, max_length=32)
+
+
+class StoredFile(SQLModel, table=True):
+    """The content of a file to upload that is too large for an outbox row (an export), kept in
+    parts (`FilePart`) each written in a short transaction of its own: no transaction, and so no
+    turn of SQLite's one writer, carries megabytes. `upload_id`: the upload queued for it; the file
+    is pruned once that upload is done (storage.files.prune)."""
+
+    __tablename__ = "stored_file"
+
+    key: str = Field(primary_key=True, max_length=32)
+    size: int
+    parts: int
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    upload_id: int | None = Field(default=None, foreign_key="outbox.id", index=True)
+
+
+class FilePart(SQLModel, table=True):
+    __tablename__ = "file_part"
+
+    file_key: str = Field(primary_key=True, foreign_key="stored_file.key", max_length=32)
+    part: int = Field(primary_key=True)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class SlackMethodPause(SQLModel, table=True):

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
+from storage import files
 from storage.models import OutboxMessage, OutboxStatus, ServiceIssue, SlackMethodPause
 from storage.types import UTCDateTime
 
@@ -223,7 +224,8 @@ def upload_file(
     user: str | None = None,
     filename: str,
     title: str,
-    content: bytes,
+    content: bytes | None = None,
+    stored: str | None = None,
     now: datetime,
     initial_comment: str | None = None,
     after: OutboxMessage | None = None,
@@ -231,16 +233,20 @@ def upload_file(
 ) -> OutboxMessage:
     """Upload a file into `channel`, or into the DM of `user` with the bot.
 
-    Its own lane (`upload:<channel or user>`), so a slow or failing upload never holds back the
-    channel's messages; `after`: delivered only once that message is (`in_thread`: in its thread).
+    The file is `content` (kept in the message: small files) or the key of a file `stored` beforehand
+    (storage.files: large ones). Its own lane (`upload:<channel or user>`), so a slow or failing
+    upload never holds back the channel's messages; `after`: delivered only once that message is
+    (`in_thread`: in its thread).
     """
     if (channel is None) == (user is None):
         raise ValueError("upload_file needs exactly one of channel and user")
-    payload: dict[str, Any] = {
-        "filename": filename,
-        "title": title,
-        "content_base64": base64.b64encode(content).decode("ascii"),
-    }
+    if (content is None) == (stored is None):
+        raise ValueError("upload_file needs exactly one of content and stored")
+    payload: dict[str, Any] = {"filename": filename, "title": title}
+    if content is not None:
+        payload["content_base64"] = base64.b64encode(content).decode("ascii")
+    else:
+        payload["stored_file"] = stored
     if channel is not None:
         payload["channel"] = channel
     else:
@@ -249,7 +255,7 @@ def upload_file(
         payload["initial_comment"] = initial_comment
     if in_thread:
         payload["in_thread"] = True
-    return enqueue(
+    message = enqueue(
         session,
         method=UPLOAD_FILE,
         lane=f"upload:{channel or user}",
@@ -257,6 +263,17 @@ def upload_file(
         now=now,
         refers_to=after,
     )
+    if stored is not None:
+        files.attach(session, stored, message)
+    return message
+
+
+def upload_content(session: Session, payload: dict[str, Any]) -> bytes:
+    """The bytes an upload message sends (storage.files.MissingFile if its stored file is gone)."""
+    stored = payload.get("stored_file")
+    if stored is None:
+        return base64.b64decode(payload["content_base64"])
+    return files.read(session, str(stored))
 
 
 @cache

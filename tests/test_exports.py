@@ -13,11 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import delete, select
+from sqlmodel import col
 
 from bot import outbox_jobs
+from bot.scheduler import run_housekeeping
 from storage import exports as storage_exports
+from storage import files as stored_files
 from storage import outbox
 from storage.exports import BOM, neutralise, to_csv
+from storage.models import FilePart, OutboxMessage, OutboxStatus, StoredFile
 from tests.support.bot import RunningBot, reply_text, running_bot
 from tests.support.meanwhile import TypedMeanwhile
 from tests.support.slack_standin import SlackStandIn
@@ -234,6 +239,14 @@ def test_an_export_cut_off_while_queueing_its_files_sends_each_file_once(
     names = [f.filename for f in bot.slack.uploaded_files("DADMIN")]
     assert len(names) == 6
     assert len(set(names)) == 6
+    assert bot.count(StoredFile) == 12  # the cut-off attempt's six files were stored too
+
+    bot.advance(minutes=5)
+    run_housekeeping(bot.runtime)
+    assert bot.count(StoredFile) == 6  # no upload was queued for those: kept a while, in case
+    bot.advance(days=1)
+    run_housekeeping(bot.runtime)
+    assert (bot.count(StoredFile), bot.count(FilePart)) == (0, 0)
 
 
 def test_an_export_that_cannot_be_written_is_reported_to_ops(
@@ -252,6 +265,61 @@ def test_an_export_that_cannot_be_written_is_reported_to_ops(
         assert "could not build the export for Spain requested by <@UADMIN>" in report["text"]
         assert "ValueError" in report["text"]
         assert bot.slack.uploaded_files() == []
+
+
+def test_an_exports_files_go_in_parts_never_in_one_transaction_and_are_deleted_once_sent(
+    bot_exporting_in_its_thread: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Queued as base64 in their outbox rows, a large export's files held SQLite's one writer for
+    ~200 ms in one transaction (every command waited); they are stored a part per transaction."""
+    bot = bot_exporting_in_its_thread
+    monkeypatch.setattr(stored_files, "PART_SIZE", 64)
+    record_some(bot)
+    for n in range(30):
+        bot.reply(
+            "/arrivals", f"italy {n + 1} -- flight AZ{n:03d} via Nice", user_id=ADMIN, channel_id="COPS"
+        )
+    bot.reply("/liaison", "export", user_id=ADMIN, channel_id="COPS")
+    bot.deliver()
+    files = bot.slack.uploaded_files("DADMIN")
+    movements = next(f for f in files if "movements" in f.filename)
+    rows = parse(movements.content or b"")
+    assert len(rows) == 33
+    assert rows[-1]["note"] == "flight AZ029 via Nice"
+    assert len(movements.content or b"") > 20 * 64  # many parts, read back in order
+    with bot.runtime.db.read_session() as session:
+        uploads = select(OutboxMessage.payload).where(col(OutboxMessage.method) == outbox.UPLOAD_FILE)
+        payloads = session.execute(uploads).scalars().all()
+        assert len(payloads) == 6
+        assert max(len(payload) for payload in payloads) < 1_000  # no file content in the outbox
+        assert max(len(data) for data in session.execute(select(FilePart.data)).scalars()) <= 64
+    assert bot.count(StoredFile) == 6
+
+    bot.advance(minutes=5)
+    run_housekeeping(bot.runtime)  # the uploads are done: their files go
+    assert (bot.count(StoredFile), bot.count(FilePart)) == (0, 0)
+    assert len(bot.slack.uploaded_files("DADMIN")) == 6
+
+
+def test_an_export_whose_stored_file_vanished_is_reported_to_ops_not_sent_cut_short(
+    sqlite_url: str, slack: SlackStandIn, signing_secret: str
+) -> None:
+    with running_bot(sqlite_url, slack, signing_secret, ops_channel="C0OPSROOM") as bot:
+        record_some(bot)
+        bot.reply("/liaison", "export", user_id=ADMIN, channel_id="COPS")
+        with bot.runtime.db.session() as session:
+            job = session.execute(select(OutboxMessage).where(col(OutboxMessage.lane) == f"export:{ADMIN}"))
+            assert job.scalar_one().status == OutboxStatus.PENDING
+        bot.runtime.outbox.run_once()  # builds the export and queues its six uploads
+        with bot.runtime.db.session() as session:  # one file's content is lost before its upload
+            key = session.execute(select(StoredFile.key).limit(1)).scalar_one()
+            session.execute(delete(FilePart).where(col(FilePart.file_key) == key))
+        bot.deliver()
+        assert len(bot.slack.uploaded_files("DADMIN")) == 5
+        [report] = [m["text"] for m in bot.slack.messages("C0OPSROOM") if "could not" in m["text"]]
+        assert "could not deliver the file `liaison-" in report
+        assert "to <@UADMIN>: `file_missing: stored file" in report
+        assert "ask for it again" in report
 
 
 def test_export_from_the_command_line(bot: RunningBot, sqlite_url: str, tmp_path: Path) -> None:
