@@ -10,8 +10,9 @@ from slack_sdk.web import SlackResponse
 
 
 def upload_file(client: WebClient, payload: dict[str, Any], content: bytes) -> SlackResponse:
-    """Upload `content` as the payload's file; Slack's answer to files.completeUploadExternal, with the channel the
-    file went to as `channel`. Slack errors propagate as SlackApiError, network errors as OSError."""
+    """Upload `content` as the payload's file; Slack's answer to files.completeUploadExternal, with
+    the channel the file went to as `channel`. Slack errors propagate as SlackApiError, network errors
+    as OSError."""
     channel = payload.get("channel")
     if not channel:
         # A private file for one person: the DM between the bot and that user (scope im:write).

@@ -12,7 +12,6 @@ after `ORPHANED_AFTER`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_, select, update
@@ -33,20 +32,15 @@ class MissingFile(Exception):
 def store(db: Database, content: bytes, *, now: datetime) -> str:
     """Store `content` in parts, each committed on its own; returns the file's key."""
     key = uuid.uuid4().hex
-    parts = list(_parts(content))
-    for index, data in enumerate(parts):
+    parts = max(1, -(-len(content) // PART_SIZE))  # an empty file is one empty part
+    for index in range(parts):
         with db.session() as session:
             if index == 0:
-                session.add(StoredFile(key=key, size=len(content), parts=len(parts), created_at=now))
+                session.add(StoredFile(key=key, size=len(content), parts=parts, created_at=now))
                 session.flush()  # the parts refer to it
+            data = content[index * PART_SIZE : (index + 1) * PART_SIZE]
             session.add(FilePart(file_key=key, part=index, data=data))
     return key
-
-
-def _parts(content: bytes) -> Iterator[bytes]:
-    yield content[:PART_SIZE]  # an empty file is one empty part
-    for start in range(PART_SIZE, len(content), PART_SIZE):
-        yield content[start : start + PART_SIZE]
 
 
 def attach(session: Session, key: str, upload: OutboxMessage) -> None:
@@ -70,14 +64,12 @@ def read(session: Session, key: str) -> bytes:
 def prune(db: Database, now: datetime) -> int:
     """Delete the files whose upload is done (sent, failed for good or superseded) and those no
     upload was queued for within ORPHANED_AFTER; a few parts per transaction. Returns files deleted."""
-    done = select(col(OutboxMessage.id)).where(
-        col(OutboxMessage.status).not_in((OutboxStatus.PENDING, OutboxStatus.SENDING))
-    )
-    prunable = select(col(StoredFile.key)).where(
-        or_(
-            col(StoredFile.upload_id).in_(done),
-            (col(StoredFile.upload_id).is_(None)) & (col(StoredFile.created_at) < now - ORPHANED_AFTER),
-        )
+    upload_done = col(OutboxMessage.status).not_in((OutboxStatus.PENDING, OutboxStatus.SENDING))
+    orphaned = col(StoredFile.upload_id).is_(None) & (col(StoredFile.created_at) < now - ORPHANED_AFTER)
+    prunable = (
+        select(col(StoredFile.key))
+        .outerjoin(OutboxMessage, col(OutboxMessage.id) == col(StoredFile.upload_id))
+        .where(or_(col(StoredFile.upload_id).is_not(None) & upload_done, orphaned))
     )
     with db.read_session() as session:
         keys = list(session.execute(prunable).scalars())
